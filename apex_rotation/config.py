@@ -1,0 +1,323 @@
+"""Typed configuration: every knob of `configs/default.yaml`, validated by pydantic.
+
+A bad value fails fast with the file, the field path and the reason. Secrets never live in YAML: the
+config names the environment variables that hold them, and `Secrets` reads them at run time.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from apex_rotation.timeframes import TIMEFRAMES, Timeframe
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG_PATH = PROJECT_ROOT / "configs" / "default.yaml"
+DATA_DIR_ENV = "APEX_DATA_DIR"
+CONFIG_ENV = "APEX_CONFIG"
+
+SourceName = Literal["synthetic", "ccxt", "hyperliquid", "files"]
+
+
+class ConfigError(ValueError):
+    """A configuration file that cannot be used; the message names file, field and reason."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _utc(value: object) -> object:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if isinstance(value, datetime) and value.tzinfo is None:
+        raise ValueError(f"timestamp {value.isoformat()} has no timezone; write it in UTC, e.g. '...Z'")
+    return value.astimezone(UTC) if isinstance(value, datetime) else value
+
+
+UtcDatetime = Annotated[datetime, BeforeValidator(_utc)]
+
+
+class DataSourcesConfig(_Model):
+    spot_exchange: str = "binance"
+    perps_venue: Literal["hyperliquid", "synthetic", "none"] = "hyperliquid"
+    default_source: SourceName = "synthetic"
+    hyperliquid_url: str = "https://api.hyperliquid.xyz"
+    ccxt_url: str | None = None
+    request_timeout_s: float = Field(10.0, gt=0)
+    max_retries: int = Field(5, ge=0, le=20)
+    backoff_base_s: float = Field(0.5, ge=0)
+    backoff_max_s: float = Field(30.0, ge=0)
+    history_days: int = Field(730, ge=1)
+
+
+class TimeframesConfig(_Model):
+    htf: Timeframe = "4h"
+    ltf: Timeframe = "1h"
+
+
+class BasketSymbol(_Model):
+    """A basket member; `venue` is where its bars come from (None: the configured spot exchange)."""
+
+    symbol: str = Field(pattern=r"^[A-Z0-9]{1,15}$")
+    venue: str | None = None
+
+
+def _symbol_entry(value: object) -> object:
+    return {"symbol": value} if isinstance(value, str) else value
+
+
+class BasketConfig(_Model):
+    symbols: list[Annotated[BasketSymbol, BeforeValidator(_symbol_entry)]]
+    quote: str = "USDT"
+    apex_assets: list[str] = ["BTC", "ETH"]
+
+    @field_validator("symbols")
+    @classmethod
+    def _unique(cls, symbols: list[BasketSymbol]) -> list[BasketSymbol]:
+        names = [s.symbol for s in symbols]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"symbols listed twice: {dupes}")
+        if not names:
+            raise ValueError("the basket is empty")
+        return symbols
+
+    @model_validator(mode="after")
+    def _apex_in_basket(self) -> BasketConfig:
+        missing = [a for a in self.apex_assets if a not in self.names]
+        if missing:
+            raise ValueError(f"apex assets {missing} are not in basket.symbols")
+        return self
+
+    @property
+    def names(self) -> list[str]:
+        return [s.symbol for s in self.symbols]
+
+    @property
+    def alts(self) -> list[str]:
+        return [s for s in self.names if s not in self.apex_assets]
+
+    def venue_of(self, symbol: str) -> str | None:
+        return next(s.venue for s in self.symbols if s.symbol == symbol)
+
+
+class AliasSpan(_Model):
+    """The venue's ticker for a basket symbol over [since, until)."""
+
+    ticker: str
+    since: UtcDatetime | None = None
+    until: UtcDatetime | None = None
+
+
+def _alias_entry(value: object) -> object:
+    return [{"ticker": value}] if isinstance(value, str) else value
+
+
+AliasList = Annotated[list[AliasSpan], BeforeValidator(_alias_entry)]
+
+
+class CostsConfig(_Model):
+    spot_fee_pct: float = Field(0.10, ge=0)
+    spot_slippage_pct: float = Field(0.05, ge=0)
+    perps_taker_fee_pct: float = Field(0.04, ge=0)
+    perps_maker_fee_pct: float = 0.02
+    include_funding: bool = True
+
+
+class ApexConfig(_Model):
+    move_threshold_pct: float = Field(4.0, gt=0)
+    alt_lag_threshold_pct: float = 1.5
+    corr_min: float = Field(0.7, ge=-1, le=1)
+    beta_min: float = 1.5
+    corr_window_days: Literal[14, 30] = 14  # which rolling window gates corr/beta (read at the bar before)
+
+
+class MarketFiltersConfig(_Model):
+    volume_x: float = Field(2.0, gt=0)
+    breakout_lookback: int = Field(20, ge=1)
+    breakout_atr_mult: float = Field(0.0, ge=0)  # close > hh_prev + mult × ATR; 0 = plain breakout
+    oi_shift_min_pct: float = 5.0  # oi_chg over the bar, in %
+    funding_hot: float = 0.0005  # funding rate per HOUR (0.05 %/h ≈ 0.4 % per 8 h)
+    rule: str = "volume_spike AND breakout"  # confirmation rule (apex_rotation.signals.rules grammar)
+
+
+class TDConfig(_Model):
+    strict_perfection: bool = True
+    htf: Timeframe = "4h"
+    ltf: Timeframe = "1h"
+    cooldown_bars: int = Field(6, ge=0)
+    profile: Literal["standard", "loose"] = "standard"
+    perfection_grace_bars: int | None = Field(None, ge=0)
+    tdst_from: Literal["extreme", "bar1"] = "extreme"
+
+
+class RiskConfig(_Model):
+    risk_per_trade_pct: float = Field(0.75, gt=0, le=100)
+    use_tdst_stop_when_td: bool = True
+    atr_mult_tp: float = Field(1.2, gt=0)
+    stop_atr_mult: float = Field(1.5, gt=0)  # ATR stop distance when neither TD nor structure gives one
+    stop_buffer_atr: float = Field(0.1, ge=0)  # how far beyond a TDST / swing level the stop sits, in ATR
+    min_stop_atr: float = Field(0.25, ge=0)  # a TD/structure stop closer than this is noise: next source
+    min_rr: float = Field(1.2, gt=0)
+
+
+class TechnicalsConfig(_Model):
+    """The classic stack's "k-of-5" check (RSI, MACD, EMA stack, Fibonacci zone, volume trend)."""
+
+    rsi_min: float = Field(45.0, ge=0, le=100)
+    rsi_max: float = Field(70.0, ge=0, le=100)
+    required: int = Field(2, ge=1, le=5)
+    fib_zones: tuple[str, ...] = ("38.2-50", "50-61.8", "above")
+
+
+class RegimeConfig(_Model):
+    """Trend vs chop: ADX, EMA stack and a past-only volatility band (percentiles of ATR/close)."""
+
+    adx_trend: float = Field(25.0, ge=0, le=100)
+    vol_window: int = Field(252, ge=2)
+    vol_min_periods: int = Field(100, ge=2)
+    vol_band_low: float | None = Field(None, ge=0, le=100)  # percentile 0..100; None: no lower edge
+    vol_band_high: float = Field(95.0, ge=0, le=100)
+    block_td_fades_in_trend: bool = False
+    trend_fade_weight: float = Field(0.25, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RegimeConfig:
+        if self.vol_band_low is not None and self.vol_band_low > self.vol_band_high:
+            raise ValueError(f"vol_band_low {self.vol_band_low} > vol_band_high {self.vol_band_high}")
+        if self.vol_min_periods > self.vol_window:
+            raise ValueError(f"vol_min_periods {self.vol_min_periods} > vol_window {self.vol_window}")
+        return self
+
+
+class SyntheticConfig(_Model):
+    seed: int = 7
+    end: UtcDatetime = datetime(2026, 1, 1, tzinfo=UTC)
+    days: int = Field(730, ge=30)
+
+
+class AuditConfig(_Model):
+    spike_factor: float = Field(10.0, gt=1)
+    outlier_return_z: float = Field(8.0, gt=0)
+    winsor_z: float = Field(5.0, gt=0)
+    max_missing_pct: float = Field(0.1, ge=0)
+
+
+class StoreConfig(_Model):
+    root: Path = Path("data")
+
+
+class LoggingConfig(_Model):
+    format: Literal["kv", "json"] = "kv"
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class SecretsEnvConfig(_Model):
+    """Names of the environment variables that hold secrets (the values are never in YAML)."""
+
+    telegram_bot_token: str = "APEX_TELEGRAM_BOT_TOKEN"
+    telegram_chat_id: str = "APEX_TELEGRAM_CHAT_ID"
+    discord_webhook_url: str = "APEX_DISCORD_WEBHOOK_URL"
+    notion_token: str = "APEX_NOTION_TOKEN"
+    exchange_api_key: str = "APEX_EXCHANGE_API_KEY"
+    exchange_api_secret: str = "APEX_EXCHANGE_API_SECRET"
+
+
+class Secrets(_Model):
+    """Secret values read from the environment; `SecretStr` keeps them out of reprs and logs."""
+
+    telegram_bot_token: SecretStr | None = None
+    telegram_chat_id: SecretStr | None = None
+    discord_webhook_url: SecretStr | None = None
+    notion_token: SecretStr | None = None
+    exchange_api_key: SecretStr | None = None
+    exchange_api_secret: SecretStr | None = None
+
+    @classmethod
+    def from_env(cls, names: SecretsEnvConfig, environ: dict[str, str] | None = None) -> Secrets:
+        env = os.environ if environ is None else environ
+        return cls(**{field: env.get(var) or None for field, var in names.model_dump().items()})
+
+    def values(self) -> list[str]:
+        """The raw secret strings, for redaction."""
+        return [
+            v.get_secret_value() for v in self.__dict__.values() if v is not None and v.get_secret_value()
+        ]
+
+
+class AppConfig(_Model):
+    data_sources: DataSourcesConfig = DataSourcesConfig()
+    timeframes: TimeframesConfig = TimeframesConfig()
+    basket: BasketConfig
+    aliases: dict[str, dict[str, AliasList]] = {}
+    costs: CostsConfig = CostsConfig()
+    apex: ApexConfig = ApexConfig()
+    market_filters: MarketFiltersConfig = MarketFiltersConfig()
+    td: TDConfig = TDConfig()
+    risk: RiskConfig = RiskConfig()
+    technicals: TechnicalsConfig = TechnicalsConfig()
+    regime: RegimeConfig = RegimeConfig()
+    synthetic: SyntheticConfig = SyntheticConfig()
+    audit: AuditConfig = AuditConfig()
+    store: StoreConfig = StoreConfig()
+    logging: LoggingConfig = LoggingConfig()
+    secrets_env: SecretsEnvConfig = SecretsEnvConfig()
+
+    @property
+    def timeframe_list(self) -> list[str]:
+        """Every timeframe the store keeps, base first."""
+        return list(TIMEFRAMES)
+
+    def data_root(self) -> Path:
+        """The store's root: $APEX_DATA_DIR, else `store.root` (relative paths from the project root)."""
+        root = Path(os.environ.get(DATA_DIR_ENV) or self.store.root)
+        return root if root.is_absolute() else PROJECT_ROOT / root
+
+    def secrets(self) -> Secrets:
+        return Secrets.from_env(self.secrets_env)
+
+    def ticker_spans(self, venue: str, symbol: str) -> list[AliasSpan]:
+        """The venue's tickers for a basket symbol, in time order (the symbol itself when not aliased)."""
+        return list(self.aliases.get(venue, {}).get(symbol, [AliasSpan(ticker=symbol)]))
+
+
+def _format_errors(path: Path | str, error: ValidationError) -> str:
+    lines = [f"invalid configuration in {path}:"]
+    for err in error.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "<root>"
+        lines.append(f"  {where}: {err['msg']} (got {err.get('input')!r})")
+    return "\n".join(lines)
+
+
+def load_config(path: str | Path | None = None, overrides: dict | None = None) -> AppConfig:
+    """Read and validate a YAML config ($APEX_CONFIG or configs/default.yaml when no path is given)."""
+    path = Path(path or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG_PATH)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file not found: {path}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    for key, value in (overrides or {}).items():
+        raw[key] = {**raw.get(key, {}), **value} if isinstance(value, dict) else value
+    try:
+        return AppConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(path, exc)) from None

@@ -1,0 +1,83 @@
+"""`features` and `td_state`: symbol × timeframe partitions, computed from `audited_bars` through the store.
+
+An alt's features need BTC's and ETH's bars of the same timeframe: the dependency is declared with a
+partition mapping (`features[SOL|4h]` depends on `audited_bars[{BTC,ETH,SOL}|4h]`), and the bars are read
+from the store because the DuckDB IO manager cannot load a non-contiguous upstream set.
+"""
+
+import dagster as dg
+
+from apex_rotation.config import AppConfig
+from apex_rotation.defs.partitions import SYMBOL_DIM, TIMEFRAME_DIM, split_keys, symbol_timeframe_partitions
+from apex_rotation.defs.resources import ApexResource
+from apex_rotation.features.build import BENCHMARKS
+from apex_rotation.features.stage import compute_features, compute_td_state
+
+
+def own_plus_benchmarks(cfg: AppConfig) -> dg.MultiPartitionMapping:
+    """features[X|tf] ← audited_bars[{X, BTC, ETH}|tf]."""
+    names = cfg.basket.names
+    upstream_to_downstream = {s: {s} for s in names}
+    for bench in BENCHMARKS:
+        upstream_to_downstream[bench] = set(names)
+    return dg.MultiPartitionMapping(
+        {
+            SYMBOL_DIM: dg.DimensionPartitionMapping(
+                SYMBOL_DIM, dg.StaticPartitionMapping(upstream_to_downstream)
+            ),
+            TIMEFRAME_DIM: dg.DimensionPartitionMapping(TIMEFRAME_DIM, dg.IdentityPartitionMapping()),
+        }
+    )
+
+
+def _check(name: str, problems: dict) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        check_name=name, passed=not problems, metadata={"problems": dg.MetadataValue.json(problems)}
+    )
+
+
+def build_feature_assets(cfg: AppConfig, audited_bars: dg.AssetsDefinition) -> list[dg.AssetsDefinition]:
+    partitions = symbol_timeframe_partitions(cfg)
+    policy = dg.BackfillPolicy.single_run()
+
+    @dg.asset(
+        partitions_def=partitions,
+        backfill_policy=policy,
+        group_name="signals",
+        kinds={"parquet"},
+        deps=[dg.AssetDep(audited_bars, partition_mapping=own_plus_benchmarks(cfg))],
+        check_specs=[dg.AssetCheckSpec("features_invariants", asset="features", blocking=True)],
+        description="Returns, vol_z, ATR, RSI, MACD, EMA 20/50/200, ADX/DI, Fibonacci zone, volume trend, "
+        "funding, OI change, and rolling corr/beta vs BTC and ETH over 14 and 30 days.",
+    )
+    def features(context: dg.AssetExecutionContext, apex: ApexResource) -> dg.MaterializeResult:
+        pairs = split_keys(partitions, context.partition_keys)
+        problems = {}
+        for tf in sorted({tf for _, tf in pairs}):
+            found = compute_features(apex.config, apex.store, tf, [s for s, t in pairs if t == tf])
+            problems.update({f"{s}|{tf}": p for s, p in found.items()})
+        return dg.MaterializeResult(
+            metadata={"partitions": len(pairs)}, check_results=[_check("features_invariants", problems)]
+        )
+
+    @dg.asset(
+        partitions_def=partitions,
+        backfill_policy=policy,
+        group_name="signals",
+        kinds={"parquet"},
+        deps=[audited_bars],
+        check_specs=[dg.AssetCheckSpec("td_state_invariants", asset="td_state", blocking=True)],
+        description="TD Sequential state per bar (../shared/specs/td_sequential.md; profile from config).",
+    )
+    def td_state(context: dg.AssetExecutionContext, apex: ApexResource) -> dg.MaterializeResult:
+        pairs = split_keys(partitions, context.partition_keys)
+        problems = {}
+        for symbol, tf in pairs:
+            found = compute_td_state(apex.config, apex.store, tf, symbol)
+            if found:
+                problems[f"{symbol}|{tf}"] = found
+        return dg.MaterializeResult(
+            metadata={"partitions": len(pairs)}, check_results=[_check("td_state_invariants", problems)]
+        )
+
+    return [features, td_state]

@@ -1,0 +1,53 @@
+"""Partitions: symbol × timeframe from the config basket (keys look like `SOL|1h`)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+
+import dagster as dg
+
+from apex_rotation.config import AppConfig
+from apex_rotation.timeframes import TIMEFRAMES
+
+SYMBOL_DIM = "symbol"
+TIMEFRAME_DIM = "timeframe"
+
+
+def symbol_timeframe_partitions(cfg: AppConfig) -> dg.MultiPartitionsDefinition:
+    return dg.MultiPartitionsDefinition(
+        {
+            SYMBOL_DIM: dg.StaticPartitionsDefinition(cfg.basket.names),
+            TIMEFRAME_DIM: dg.StaticPartitionsDefinition(list(TIMEFRAMES)),
+        }
+    )
+
+
+def timeframe_partitions() -> dg.StaticPartitionsDefinition:
+    return dg.StaticPartitionsDefinition(list(TIMEFRAMES))
+
+
+def split_keys(partitions: dg.MultiPartitionsDefinition, keys: Iterable[str]) -> list[tuple[str, str]]:
+    """(symbol, timeframe) pairs of multi-partition keys, plain strings included."""
+    pairs = []
+    for key in keys:
+        dims = partitions.get_partition_key_from_str(str(key)).keys_by_dimension
+        pairs.append((dims[SYMBOL_DIM], dims[TIMEFRAME_DIM]))
+    return pairs
+
+
+def group_by_symbol(pairs: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    """Timeframes asked per symbol, timeframes in canonical order."""
+    grouped: dict[str, set[str]] = defaultdict(set)
+    for symbol, timeframe in pairs:
+        grouped[symbol].add(timeframe)
+    return {s: [tf for tf in TIMEFRAMES if tf in tfs] for s, tfs in grouped.items()}
+
+
+def timeframe_range_tags(cfg: AppConfig, timeframe: str) -> dict[str, str]:
+    """Run tags selecting every symbol of one timeframe (multi-partition ranges are per dimension)."""
+    names = cfg.basket.names
+    return {
+        "dagster/asset_partition_range_start": f"{names[0]}|{timeframe}",
+        "dagster/asset_partition_range_end": f"{names[-1]}|{timeframe}",
+    }

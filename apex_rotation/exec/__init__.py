@@ -1,0 +1,1 @@
+"""exec stage (built in later issues)."""

@@ -1,0 +1,51 @@
+"""`features.load`: one symbol/timeframe from the feature store as a DataFrame.
+
+It joins the `audited_bars` partition with the `features` and `td_state` partitions when they exist
+(same open-time index), so a caller sees one table whatever stage has run. Reads are plain Parquet reads
+of immutable files: the same store gives identical arrays in any run and process.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from apex_rotation.config import load_config
+from apex_rotation.store.parquet import ParquetStore, StoreError
+
+LOAD_ORDER = ("audited_bars", "features", "td_state")
+
+
+def load(
+    symbol: str,
+    tf: str,
+    cols: list[str] | None = None,
+    start: pd.Timestamp | str | None = None,
+    end: pd.Timestamp | str | None = None,
+    root: str | Path | None = None,
+) -> pd.DataFrame:
+    """Bars (and features, when computed) for `symbol` at timeframe `tf`, open times in [start, end].
+
+    `cols` selects columns (KeyError naming the missing ones); `root` defaults to the configured store.
+    """
+    store = ParquetStore(root or load_config().data_root())
+    start = pd.Timestamp(start, tz="UTC") if isinstance(start, str) else start
+    end = pd.Timestamp(end, tz="UTC") if isinstance(end, str) else end
+    frames = []
+    for asset in LOAD_ORDER:
+        if not store.exists(asset, tf, symbol):
+            continue
+        frame = store.read(asset, tf, symbol, start=start, end=end)
+        if frames:
+            frame = frame.drop(columns=[c for c in frame.columns if c in frames[0].columns])
+        frames.append(frame)
+    if not frames:
+        raise StoreError(f"nothing stored for {symbol} {tf} under {store.root}: run `apex refresh` first")
+    out = frames[0] if len(frames) == 1 else pd.concat(frames, axis=1, join="inner")
+    if cols is not None:
+        missing = [c for c in cols if c not in out.columns]
+        if missing:
+            raise KeyError(f"{symbol} {tf}: no columns {missing}; available: {list(out.columns)}")
+        out = out[cols]
+    return out

@@ -1,0 +1,1 @@
+"""Market-data sources behind one interface (`MarketDataSource`) and the one cleaning function."""

@@ -1,0 +1,1 @@
+"""research stage (built in later issues)."""

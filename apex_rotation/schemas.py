@@ -1,0 +1,224 @@
+"""Record models (pydantic) and DataFrame schemas (pandera) shared by every stage.
+
+The pydantic models describe one record and serialise to JSONL; the pandera schemas describe whole frames
+and are what the Dagster asset checks (and the writers, before they write) enforce. Frames serialise to
+Parquet through the store.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Literal, TypeVar
+
+import pandas as pd
+import pandera.pandas as pa
+from pydantic import BaseModel, ConfigDict, Field
+
+from apex_rotation.timeframes import TIMEFRAMES, delta
+
+# ---------------------------------------------------------------- record models
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Bar(_Record):
+    """One closed bar: it covers [open_time, close_time) in UTC."""
+
+    symbol: str
+    timeframe: Literal["1h", "4h", "1d"]
+    open_time: datetime
+    close_time: datetime
+    open: float = Field(gt=0)
+    high: float = Field(gt=0)
+    low: float = Field(gt=0)
+    close: float = Field(gt=0)
+    volume: float = Field(ge=0)
+    filled: bool = False
+    fill_reason: str = ""
+    outlier: bool = False
+
+
+class FeatureRow(_Record):
+    """The per-bar feature vector a later stage reads (names follow the seed's feature row)."""
+
+    symbol: str
+    timeframe: str
+    open_time: datetime
+    ret: float | None = None
+    vol_z: float | None = None
+    atr: float | None = None
+    rsi: float | None = None
+    macd: float | None = None
+    macd_signal: float | None = None
+    ema_20: float | None = None
+    ema_50: float | None = None
+    ema_200: float | None = None
+    adx: float | None = None
+    fib_zone: str | None = None
+    volume_trend: float | None = None
+    oi_chg: float | None = None
+    funding: float | None = None
+    corr_btc_14: float | None = None
+    corr_btc_30: float | None = None
+    corr_eth_14: float | None = None
+    corr_eth_30: float | None = None
+    beta_btc_14: float | None = None
+    beta_btc_30: float | None = None
+    beta_eth_14: float | None = None
+    beta_eth_30: float | None = None
+
+
+class SignalRecord(_Record):
+    """A rotation signal with its reasons, as alerts and the research harness see it."""
+
+    symbol: str
+    timeframe: str
+    bar_time: datetime
+    apex_asset: str
+    apex_move: str
+    coin_move: str
+    correlation: float
+    beta: float
+    signal_strength: Literal["HIGH", "MEDIUM", "LOW"]
+    status: str
+    score: float | None = None
+    reasons: list[str] = []
+
+
+class TradeRecord(_Record):
+    """One simulated (dry-run) trade."""
+
+    symbol: str
+    side: Literal["long", "short"]
+    entry_time: datetime
+    entry_price: float = Field(gt=0)
+    stop_price: float = Field(gt=0)
+    take_profit: float | None = None
+    size: float = Field(ge=0)
+    exit_time: datetime | None = None
+    exit_price: float | None = None
+    exit_reason: str | None = None
+    pnl_pct: float | None = None
+    fees_pct: float = 0.0
+    funding_pct: float = 0.0
+
+
+R = TypeVar("R", bound=BaseModel)
+
+
+def write_jsonl(records: Iterable[BaseModel], path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with tmp.open("w") as fh:
+        for record in records:
+            fh.write(record.model_dump_json() + "\n")
+    tmp.replace(path)
+    return path
+
+
+def read_jsonl(model: type[R], path: str | Path) -> list[R]:
+    lines = Path(path).read_text().splitlines()
+    return [model.model_validate(json.loads(line)) for line in lines if line.strip()]
+
+
+def records_to_frame(records: Sequence[BaseModel]) -> pd.DataFrame:
+    return pd.DataFrame([r.model_dump() for r in records])
+
+
+def frame_to_records(model: type[R], df: pd.DataFrame) -> list[R]:
+    rows = df.reset_index().to_dict("records") if df.index.name else df.to_dict("records")
+    fields = model.model_fields
+    return [model.model_validate({k: v for k, v in row.items() if k in fields}) for row in rows]
+
+
+# ---------------------------------------------------------------- frame schemas
+
+UTC_NS = pd.DatetimeTZDtype("ns", "UTC")
+
+
+def _ohlc_consistent(df: pd.DataFrame) -> pd.Series:
+    body_hi = df[["open", "close"]].max(axis=1)
+    body_lo = df[["open", "close"]].min(axis=1)
+    return (df["low"] <= body_lo) & (body_hi <= df["high"])
+
+
+def _close_time_is_open_plus_tf(timeframe: str):
+    step = delta(timeframe)
+
+    def check(df: pd.DataFrame) -> pd.Series:
+        return df["close_time"] == df.index + step
+
+    return check
+
+
+def _on_grid(timeframe: str):
+    step = delta(timeframe).value
+
+    def check(index: pd.Series) -> pd.Series:
+        return pd.Series(pd.DatetimeIndex(index).asi8 % step == 0, index=index.index)
+
+    return check
+
+
+def bars_schema(timeframe: str, audited: bool = False) -> pa.DataFrameSchema:
+    """Canonical bars of one timeframe: UTC open-time index on the grid, positive consistent OHLC.
+
+    `audited=True` adds the cleaning flags and requires a gap-free grid (the audit fills gaps, flagged).
+    """
+    if timeframe not in TIMEFRAMES:
+        raise ValueError(f"unknown timeframe {timeframe!r}")
+    step = delta(timeframe)
+    price = {"dtype": "float64", "checks": pa.Check.gt(0), "nullable": False}
+    columns = {
+        "open": pa.Column(**price),
+        "high": pa.Column(**price),
+        "low": pa.Column(**price),
+        "close": pa.Column(**price),
+        "volume": pa.Column("float64", pa.Check.ge(0), nullable=False),
+        "close_time": pa.Column(UTC_NS, nullable=False),
+    }
+    index_checks = [
+        pa.Check(lambda s: s.is_monotonic_increasing, error="open_time not increasing"),
+        pa.Check(_on_grid(timeframe), error=f"open_time off the {timeframe} grid"),
+    ]
+    if audited:
+        columns |= {
+            "filled": pa.Column(bool, nullable=False),
+            "fill_reason": pa.Column(str, pa.Check.isin(["", "gap", "spike"]), nullable=False),
+            "outlier": pa.Column(bool, nullable=False),
+        }
+        index_checks.append(
+            pa.Check(lambda s: bool((s.diff().dropna() == step).all()), error="gap in an audited grid")
+        )
+    return pa.DataFrameSchema(
+        columns,
+        index=pa.Index(UTC_NS, name="open_time", unique=True, checks=index_checks),
+        checks=[
+            pa.Check(_ohlc_consistent, error="open/close outside [low, high]"),
+            pa.Check(_close_time_is_open_plus_tf(timeframe), error=f"close_time != open_time + {timeframe}"),
+        ],
+        strict=False,
+        name=f"{'audited_' if audited else ''}bars_{timeframe}",
+    )
+
+
+def validate_frame(schema: pa.DataFrameSchema, df: pd.DataFrame, what: str) -> pd.DataFrame:
+    """Validate lazily and raise one error that names the frame and lists every failed check."""
+    try:
+        return schema.validate(df, lazy=True)
+    except pa.errors.SchemaErrors as exc:
+        cases = exc.failure_cases
+        summary = cases[["column", "check", "index"]].head(10).to_string(index=False)
+        raise SchemaViolation(
+            f"{what}: {len(cases)} failed check(s) against {schema.name}:\n{summary}"
+        ) from None
+
+
+class SchemaViolation(ValueError):
+    """A frame broke its pandera schema; the message names the frame and the failing checks."""

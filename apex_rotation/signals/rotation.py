@@ -1,0 +1,399 @@
+"""The rotation scanner: when BTC or ETH breaks out, find the alts that usually follow it but lag.
+
+On bar t an apex asset TRIGGERS when its return on t is ≥ `move_threshold_pct`. An alt is a
+LAGGING_ROTATION against that apex when, on the same bar,
+
+* its own return is ≤ `alt_lag_threshold_pct` (it has not moved yet), and
+* its rolling correlation ≥ `corr_min` and beta ≥ `beta_min` to that apex, both taken over
+  `corr_window_days` AT THE PREVIOUS BAR t−1. The breakout bar is excluded because it is by
+  construction an outlier (the apex jumps, the laggard does not) and would drag corr and beta down
+  exactly when we ask about them. The synthetic market's ground truth defines its laggards the same way.
+
+Every input of bar t is known at t's close, so no output looks ahead. A bar whose return is missing
+(first bar, an audit-filled gap) or whose gate corr/beta is NaN (window not yet full) is never flagged;
+`scan_history` counts such (bar, apex, alt) cases as insufficient data.
+
+When BTC and ETH both trigger and both flag one alt, one candidate is emitted, against the apex with the
+larger expected catch-up ``beta × apex_move − coin_move`` (the trade sized by the bigger expected move;
+ties go to the apex listed first). Thresholds are inclusive, with `EPS` slack in percent units so that a
+move of 1.5 % that float arithmetic makes 1.5000000000000002 still counts as 1.5 %.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from apex_rotation.config import ApexConfig
+from apex_rotation.timeframes import delta
+
+# Catch-up cut-offs (percent). 6 % is about one ATR of a 4h alt bar, and what a 1.5-beta alt owes after
+# a 4 % apex move (1.5 × 4): a full bar's range of edge. Half that is still worth a look. With the default
+# gates (apex ≥ 4 %, beta ≥ 1.5, coin ≤ 1.5 %) catch-up is ≥ 4.5 %, so LOW needs a looser config.
+HIGH_CATCHUP_PCT = 6.0
+MEDIUM_CATCHUP_PCT = 3.0
+EPS = 1e-9
+STATUS = "LAGGING_ROTATION"
+CONTEXT_COLUMNS = (
+    "close",
+    "volume",
+    "vol_ema20",
+    "hh_prev",
+    "atr",
+    "oi",
+    "oi_chg",
+    "funding",
+    "funding_prev",
+)
+INSUFFICIENT_DATA = "insufficient_data"
+
+Strength = Literal["HIGH", "MEDIUM", "LOW"]
+
+
+def strength(expected_catchup_pct: float) -> Strength:
+    if expected_catchup_pct >= HIGH_CATCHUP_PCT:
+        return "HIGH"
+    return "MEDIUM" if expected_catchup_pct >= MEDIUM_CATCHUP_PCT else "LOW"
+
+
+def format_move(pct: float) -> str:
+    """'+5.2%': signed, one decimal (the seed's record format)."""
+    return f"{pct:+.1f}%"
+
+
+class RotationCandidate(BaseModel):
+    """One lagging alt on one bar; `context` holds the alt's bar values the confirmation filters read."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    symbol: str
+    apex_asset: str
+    timeframe: str
+    bar_time: datetime
+    apex_move_pct: float
+    coin_move_pct: float
+    correlation: float
+    beta: float
+    expected_catchup_pct: float
+    signal_strength: Strength
+    status: Literal["LAGGING_ROTATION"] = STATUS
+    context: dict[str, float | None]
+
+    @field_validator("bar_time")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("bar_time must be timezone-aware (UTC)")
+        return pd.Timestamp(value).tz_convert("UTC").to_pydatetime()
+
+    def to_record(self) -> dict[str, object]:
+        return {
+            "symbol": self.symbol,
+            "apex_asset": self.apex_asset,
+            "apex_move": format_move(self.apex_move_pct),
+            "coin_move": format_move(self.coin_move_pct),
+            "correlation": round(self.correlation, 2),
+            "beta": round(self.beta, 2),
+            "signal_strength": self.signal_strength,
+            "status": self.status,
+            "bar_time": self.bar_time.astimezone(UTC).isoformat(),
+            "timeframe": self.timeframe,
+        }
+
+
+# ---------------------------------------------------------------- helpers shared by scan and scan_history
+
+
+def _gate_columns(apex: str, window_days: int) -> tuple[str, str]:
+    return f"corr_{apex.lower()}_{window_days}", f"beta_{apex.lower()}_{window_days}"
+
+
+def _require(frame: pd.DataFrame, symbol: str, columns: tuple[str, ...]) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise KeyError(f"{symbol}: the features frame has no columns {missing}")
+
+
+def _moves_pct(frame: pd.DataFrame) -> pd.Series:
+    """Return of each bar in percent; NaN where the bar was filled by the audit (its return is invented)."""
+    ret = frame["ret"].astype("float64")
+    if "filled" in frame.columns:
+        ret = ret.where(~frame["filled"].astype(bool))
+    return ret * 100.0
+
+
+def _alts(apex_assets: Mapping[str, pd.DataFrame], basket: Mapping[str, pd.DataFrame]) -> list[str]:
+    return [s for s in basket if s not in apex_assets]
+
+
+def _context(frame: pd.DataFrame, t: pd.Timestamp) -> dict[str, float | None]:
+    out: dict[str, float | None] = {}
+    for col in CONTEXT_COLUMNS:
+        value = frame.at[t, col] if col in frame.columns else None
+        out[col] = None if value is None or pd.isna(value) else float(value)
+    return out
+
+
+def _utc_timestamp(at: object) -> pd.Timestamp:
+    ts = pd.Timestamp(at)
+    if ts.tzinfo is None:
+        raise ValueError(f"`at` must be timezone-aware (UTC), got {at!r}")
+    return ts.tz_convert("UTC")
+
+
+# ---------------------------------------------------------------- one bar
+
+
+def scan(
+    apex_assets: Mapping[str, pd.DataFrame],
+    basket: Mapping[str, pd.DataFrame],
+    cfg: ApexConfig,
+    *,
+    timeframe: str,
+    at: object = None,
+    corr_window_days: int = 14,
+) -> list[RotationCandidate]:
+    """The lagging alts on bar `at` (default: the last bar common to the apex frames), best catch-up first.
+
+    `apex_assets` and `basket` map symbol → features frame of `timeframe`; apex symbols in `basket` are
+    skipped. This is the readable per-bar reference; `scan_history` is its vectorised twin.
+    """
+    step = delta(timeframe)
+    if at is None:
+        common = None
+        for frame in apex_assets.values():
+            common = frame.index if common is None else common.intersection(frame.index)
+        if common is None or len(common) == 0:
+            return []
+        t = common.max()
+    else:
+        t = _utc_timestamp(at)
+
+    best: dict[str, RotationCandidate] = {}
+    for apex, apex_frame in apex_assets.items():
+        if t not in apex_frame.index:
+            continue
+        apex_move = _moves_pct(apex_frame).at[t]
+        if not apex_move >= cfg.move_threshold_pct - EPS:  # NaN never triggers
+            continue
+        corr_col, beta_col = _gate_columns(apex, corr_window_days)
+        for symbol in _alts(apex_assets, basket):
+            frame = basket[symbol]
+            _require(frame, symbol, ("ret", corr_col, beta_col))
+            if t not in frame.index:
+                continue
+            coin_move = _moves_pct(frame).at[t]
+            corr = frame[corr_col].get(t - step, math.nan)
+            beta = frame[beta_col].get(t - step, math.nan)
+            if pd.isna(coin_move) or pd.isna(corr) or pd.isna(beta):
+                continue
+            if not (
+                coin_move <= cfg.alt_lag_threshold_pct + EPS
+                and corr >= cfg.corr_min - EPS
+                and beta >= cfg.beta_min - EPS
+            ):
+                continue
+            catchup = float(beta * apex_move - coin_move)
+            if symbol in best and catchup <= best[symbol].expected_catchup_pct:
+                continue
+            best[symbol] = RotationCandidate(
+                symbol=symbol,
+                apex_asset=apex,
+                timeframe=timeframe,
+                bar_time=t.to_pydatetime(),
+                apex_move_pct=float(apex_move),
+                coin_move_pct=float(coin_move),
+                correlation=float(corr),
+                beta=float(beta),
+                expected_catchup_pct=catchup,
+                signal_strength=strength(catchup),
+                context=_context(frame, t),
+            )
+    return sorted(best.values(), key=lambda c: (-c.expected_catchup_pct, c.symbol))
+
+
+# ---------------------------------------------------------------- every bar
+
+
+HISTORY_COLUMNS = (
+    "bar_time",
+    "timeframe",
+    "symbol",
+    "apex_asset",
+    "apex_move",
+    "coin_move",
+    "correlation",
+    "beta",
+    "signal_strength",
+    "status",
+    "apex_move_pct",
+    "coin_move_pct",
+    "expected_catchup_pct",
+    *CONTEXT_COLUMNS,
+)
+
+
+def scan_history(
+    apex_assets: Mapping[str, pd.DataFrame],
+    basket: Mapping[str, pd.DataFrame],
+    cfg: ApexConfig,
+    *,
+    timeframe: str,
+    corr_window_days: int = 14,
+) -> pd.DataFrame:
+    """Every bar's candidates, one row each, equal to `scan(..., at=t)` for every t (vectorised over bars).
+
+    Columns: `HISTORY_COLUMNS` — the record fields (bar_time as a UTC timestamp, correlation and beta
+    unrounded), the numeric moves and catch-up, and the alt's context values. Rows are ordered by bar,
+    then best catch-up. ``attrs["insufficient_data"]`` maps each alt to how many (bar, triggering apex)
+    pairs it could not be judged on (missing return, corr or beta).
+    """
+    step = delta(timeframe)
+    apex_names = list(apex_assets)
+    alts = _alts(apex_assets, basket)
+    bars = pd.DatetimeIndex([], tz="UTC", name="open_time")
+    for frame in apex_assets.values():
+        bars = bars.union(frame.index)
+
+    coin = np.column_stack([_moves_pct(basket[s]).reindex(bars).to_numpy() for s in alts]) if alts else None
+    hits, catchups, apex_moves, corrs, betas = [], [], [], [], []
+    insufficient = dict.fromkeys(alts, 0)
+    for apex in apex_names:
+        corr_col, beta_col = _gate_columns(apex, corr_window_days)
+        for s in alts:
+            _require(basket[s], s, ("ret", corr_col, beta_col))
+        if coin is None:
+            continue
+        move = _moves_pct(apex_assets[apex]).reindex(bars).to_numpy()
+        with np.errstate(invalid="ignore"):
+            trig = move >= cfg.move_threshold_pct - EPS
+        corr = np.column_stack([_previous(basket[s][corr_col], step, bars) for s in alts])
+        beta = np.column_stack([_previous(basket[s][beta_col], step, bars) for s in alts])
+        valid = ~(np.isnan(coin) | np.isnan(corr) | np.isnan(beta))
+        with np.errstate(invalid="ignore"):
+            hit = (
+                trig[:, None]
+                & valid
+                & (coin <= cfg.alt_lag_threshold_pct + EPS)
+                & (corr >= cfg.corr_min - EPS)
+                & (beta >= cfg.beta_min - EPS)
+            )
+        for s, n in zip(alts, (trig[:, None] & ~valid).sum(axis=0), strict=True):
+            insufficient[s] += int(n)
+        hits.append(hit)
+        catchups.append(np.where(hit, beta * move[:, None] - coin, -np.inf))
+        apex_moves.append(np.broadcast_to(move[:, None], coin.shape))
+        corrs.append(corr)
+        betas.append(beta)
+
+    if not hits:
+        return _empty_history(insufficient)
+    catchup_k, apex_move_k = np.stack(catchups), np.stack(apex_moves)
+    corr_k, beta_k = np.stack(corrs), np.stack(betas)
+    choice = np.argmax(catchup_k, axis=0)  # first apex wins ties
+    any_hit = np.stack(hits).any(axis=0)
+
+    parts = []
+    for j, symbol in enumerate(alts):
+        rows = np.flatnonzero(any_hit[:, j])
+        if len(rows) == 0:
+            continue
+        k = choice[rows, j]
+        catchup = catchup_k[k, rows, j]
+        apex_move = apex_move_k[k, rows, j]
+        coin_move = coin[rows, j]
+        part = pd.DataFrame(
+            {
+                "bar_time": bars[rows],
+                "timeframe": timeframe,
+                "symbol": symbol,
+                "apex_asset": np.asarray(apex_names, dtype=object)[k],
+                "apex_move": [format_move(x) for x in apex_move],
+                "coin_move": [format_move(x) for x in coin_move],
+                "correlation": corr_k[k, rows, j],
+                "beta": beta_k[k, rows, j],
+                "signal_strength": [strength(x) for x in catchup],
+                "status": STATUS,
+                "apex_move_pct": apex_move,
+                "coin_move_pct": coin_move,
+                "expected_catchup_pct": catchup,
+            }
+        )
+        context = basket[symbol].reindex(columns=list(CONTEXT_COLUMNS)).reindex(bars).iloc[rows]
+        for col in CONTEXT_COLUMNS:
+            part[col] = context[col].to_numpy(dtype="float64")
+        parts.append(part)
+    if not parts:
+        return _empty_history(insufficient)
+    out = pd.concat(parts, ignore_index=True)
+    out["_neg"] = -out["expected_catchup_pct"]
+    out = out.sort_values(["bar_time", "_neg", "symbol"], kind="mergesort").drop(columns="_neg")
+    out = out.reset_index(drop=True)
+    out.attrs[INSUFFICIENT_DATA] = insufficient
+    return out
+
+
+def _previous(series: pd.Series, step: pd.Timedelta, bars: pd.DatetimeIndex) -> np.ndarray:
+    """The value at t − step for each t in `bars` (NaN where that bar is absent)."""
+    return series.astype("float64").shift(1, freq=step).reindex(bars).to_numpy()
+
+
+def _empty_history(insufficient: dict[str, int]) -> pd.DataFrame:
+    out = pd.DataFrame({c: pd.Series(dtype="object") for c in HISTORY_COLUMNS})
+    out["bar_time"] = pd.Series(dtype="datetime64[ns, UTC]")
+    out.attrs[INSUFFICIENT_DATA] = insufficient
+    return out
+
+
+def candidates_from_history(history: pd.DataFrame) -> list[RotationCandidate]:
+    """Rebuild `RotationCandidate`s from `scan_history` rows (e.g. to confirm a backtest's candidates)."""
+    out = []
+    for row in history.to_dict("records"):
+        context = {c: None if pd.isna(row[c]) else float(row[c]) for c in CONTEXT_COLUMNS}
+        out.append(
+            RotationCandidate(
+                symbol=row["symbol"],
+                apex_asset=row["apex_asset"],
+                timeframe=row["timeframe"],
+                bar_time=pd.Timestamp(row["bar_time"]).to_pydatetime(),
+                apex_move_pct=float(row["apex_move_pct"]),
+                coin_move_pct=float(row["coin_move_pct"]),
+                correlation=float(row["correlation"]),
+                beta=float(row["beta"]),
+                expected_catchup_pct=float(row["expected_catchup_pct"]),
+                signal_strength=row["signal_strength"],
+                context=context,
+            )
+        )
+    return out
+
+
+# ---------------------------------------------------------------- scoring against ground truth
+
+
+def precision_recall(
+    candidates: pd.DataFrame, truth: pd.DataFrame, timeframe: str
+) -> dict[str, float | int | None]:
+    """Score candidates (`scan_history` rows) against the ground truth's "laggard" rows of `timeframe`.
+
+    A candidate matches a truth row on (time, timeframe, symbol), whichever apex each names. Precision
+    (recall) is None when nothing was flagged (nothing was there to find).
+    """
+    cands = candidates[candidates["timeframe"] == timeframe] if "timeframe" in candidates else candidates
+    positives = truth[(truth["kind"] == "laggard") & (truth["timeframe"] == timeframe)]
+    flagged = set(zip(pd.to_datetime(cands["bar_time"], utc=True), cands["symbol"], strict=True))
+    actual = set(zip(pd.to_datetime(positives["time"], utc=True), positives["symbol"], strict=True))
+    tp, fp, fn = len(flagged & actual), len(flagged - actual), len(actual - flagged)
+    return {
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+        "precision": tp / (tp + fp) if tp + fp else None,
+        "recall": tp / (tp + fn) if tp + fn else None,
+    }

@@ -1,0 +1,148 @@
+"""The signal stage over the store: `rotation_candidates` and `confirmations`, one timeframe at a time.
+
+Candidates are kept for every bar of history (not only the last), so the research harness and the
+scanner's precision/recall against the synthetic market's ground truth read the same table the alerts do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from apex_rotation.config import AppConfig
+from apex_rotation.features.build import BENCHMARKS, CORR_WINDOWS_DAYS
+from apex_rotation.features.loader import load
+from apex_rotation.signals import confirm, rotation
+from apex_rotation.store.parquet import ParquetStore
+from apex_rotation.store.refresh import BARS, GROUND_TRUTH
+
+ROTATION_CANDIDATES = "rotation_candidates"
+CONFIRMATIONS = "confirmations"
+BASKET_PROFILE = "basket_profile"
+BASKET_KEY = "basket"  # the file name of cross-symbol partitions: <asset>/<tf>/basket.parquet
+EPS = 1e-9
+
+
+@dataclass
+class ScanResult:
+    timeframe: str
+    candidates: pd.DataFrame
+    profile: pd.DataFrame
+    insufficient_data: dict[str, int] = field(default_factory=dict)
+    scores: dict | None = None
+    gate_violations: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict:
+        return {
+            "candidates": len(self.candidates),
+            "symbols_flagged": int(self.candidates["symbol"].nunique()) if len(self.candidates) else 0,
+            "insufficient_data": self.insufficient_data,
+            "vs_ground_truth": self.scores,
+        }
+
+
+def load_frames(cfg: AppConfig, store: ParquetStore, timeframe: str) -> dict[str, pd.DataFrame]:
+    """Audited bars joined with features for every basket symbol at one timeframe."""
+    return {s: load(s, timeframe, root=store.root) for s in cfg.basket.names}
+
+
+def basket_profile(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Each symbol's corr/beta vs BTC and ETH: the latest value and the history's median."""
+    rows = {}
+    for symbol, frame in frames.items():
+        row = {}
+        for kind in ("corr", "beta"):
+            for bench in BENCHMARKS:
+                for days in CORR_WINDOWS_DAYS:
+                    col = f"{kind}_{bench.lower()}_{days}"
+                    series = frame[col].dropna()
+                    row[f"{col}_last"] = float(series.iloc[-1]) if len(series) else float("nan")
+                    row[f"{col}_median"] = float(series.median()) if len(series) else float("nan")
+        rows[symbol] = row
+    profile = pd.DataFrame.from_dict(rows, orient="index")
+    profile.index.name = "symbol"
+    return profile
+
+
+def gate_violations(candidates: pd.DataFrame, cfg: AppConfig) -> list[str]:
+    """Candidates that break a configured gate: an invariant of the scanner, checked on its output."""
+    a = cfg.apex
+    bad = candidates[
+        (candidates["apex_move_pct"] < a.move_threshold_pct - EPS)
+        | (candidates["coin_move_pct"] > a.alt_lag_threshold_pct + EPS)
+        | (candidates["correlation"] < a.corr_min - EPS)
+        | (candidates["beta"] < a.beta_min - EPS)
+    ]
+    return [f"{r.symbol} {r.bar_time}" for r in bad.itertuples()][:50]
+
+
+def ground_truth_scores(store: ParquetStore, candidates: pd.DataFrame, timeframe: str) -> dict | None:
+    """Precision/recall against the planted episodes, when the bars came from the synthetic market."""
+    if not store.exists(GROUND_TRUTH, None, "synthetic") or not store.exists(BARS, timeframe, "BTC"):
+        return None
+    if store.meta(BARS, timeframe, "BTC").get("source") != "synthetic":
+        return None
+    truth = store.read(GROUND_TRUTH, None, "synthetic")
+    return rotation.precision_recall(candidates, truth, timeframe)
+
+
+def scan_timeframe(cfg: AppConfig, store: ParquetStore, timeframe: str) -> ScanResult:
+    """Scan every bar of one timeframe, then write the candidates and the basket's corr/beta profile."""
+    frames = load_frames(cfg, store, timeframe)
+    apex_frames = {a: frames[a] for a in cfg.basket.apex_assets}
+    history = rotation.scan_history(
+        apex_frames, frames, cfg.apex, timeframe=timeframe, corr_window_days=cfg.apex.corr_window_days
+    )
+    history = history.reset_index(drop=True).rename_axis("row")
+    profile = basket_profile(frames)
+    store.write(ROTATION_CANDIDATES, timeframe, BASKET_KEY, history)
+    store.write(BASKET_PROFILE, timeframe, BASKET_KEY, profile)
+    return ScanResult(
+        timeframe=timeframe,
+        candidates=history,
+        profile=profile,
+        insufficient_data=dict(history.attrs.get("insufficient_data", {})),
+        scores=ground_truth_scores(store, history, timeframe),
+        gate_violations=gate_violations(history, cfg),
+    )
+
+
+def confirmations_frame(confirmed: list[confirm.Confirmed]) -> pd.DataFrame:
+    """One row per candidate: the verdict, the rule, and every filter's pass/fail/None with its reason."""
+    rows = []
+    for item in confirmed:
+        c = item.candidate
+        row = {
+            "bar_time": pd.Timestamp(c.bar_time),
+            "timeframe": c.timeframe,
+            "symbol": c.symbol,
+            "apex_asset": c.apex_asset,
+            "signal_strength": c.signal_strength,
+            "expected_catchup_pct": c.expected_catchup_pct,
+            "passed": item.passed,
+            "rule": item.rule,
+            "reasons": " | ".join(item.reasons),
+        }
+        for name, result in item.filters.items():
+            row[f"{name}_passed"] = {True: "pass", False: "fail", None: "no data"}[result.passed]
+            row[f"{name}_reason"] = result.reason
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    frame.index.name = "row"
+    return frame
+
+
+def confirm_history(cfg: AppConfig, store: ParquetStore, timeframe: str) -> pd.DataFrame:
+    """Confirm every stored candidate of one timeframe with the configured rule and write the result."""
+    history = store.read(ROTATION_CANDIDATES, timeframe, BASKET_KEY)
+    settings = confirm.ConfirmConfig.from_market_filters(cfg.market_filters)
+    confirmed = confirm.apply(rotation.candidates_from_history(history), settings.rule, config=settings)
+    frame = confirmations_frame(confirmed)
+    if frame.empty:
+        frame = pd.DataFrame(
+            {"bar_time": pd.Series(dtype="datetime64[ns, UTC]"), "passed": pd.Series(dtype=bool)}
+        )
+        frame.index.name = "row"
+    store.write(CONFIRMATIONS, timeframe, BASKET_KEY, frame)
+    return frame

@@ -1,0 +1,1 @@
+"""Parquet store, canonical resampling, audit and the refresh that fills them."""

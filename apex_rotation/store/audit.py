@@ -1,0 +1,194 @@
+"""The data audit: what is wrong with a symbol's bars, and a gap-free, flagged copy for the later stages.
+
+`audit_bars` reindexes bars to the full UTC grid from their first to their last bar and repairs only what
+it must, always visibly (`filled`, `fill_reason`); the raw bars stay untouched in the `bars` asset:
+
+* a missing bar becomes a flat bar at the previous close, volume 0 (`fill_reason="gap"`);
+* a spike bar (a bad tick: any price >= spike_factor x the previous good close, or <= that close /
+  spike_factor) is replaced the same way (`fill_reason="spike"`);
+* a bar whose log return exceeds `outlier_return_z` robust sigmas is flagged `outlier` and kept as is.
+
+Everything is past-only: bar t is judged by bars up to t. The robust sigma at t is 1.4826 x the median
+|log return| over the `ROBUST_WINDOW` bars before t (a MAD about zero: hourly log returns have a median
+near 0, and centring on zero keeps it one rolling median; on trending daily bars it errs towards a larger
+sigma, i.e. fewer flags). It needs `ROBUST_MIN_PERIODS` returns in that window; before that, and where it
+is 0 (a market that mostly did not move), nothing is flagged or clipped. Filled bars have no return.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numba
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel
+
+from apex_rotation.config import AuditConfig
+from apex_rotation.ingest.base import OHLCV_COLUMNS, DataError
+from apex_rotation.ingest.clean import FILL_GAP, FILL_SPIKE, PRICE_COLUMNS, bars_frame, empty_bars
+from apex_rotation.timeframes import delta, last_closed_open
+
+log = logging.getLogger(__name__)
+
+ROBUST_WINDOW = 720  # bars behind a robust sigma: 30 days of 1h, 120 days of 4h, ~2 years of 1d
+ROBUST_MIN_PERIODS = 48
+MAD_TO_SIGMA = 1.4826  # MAD x this = sigma for normally distributed data
+
+
+class AuditReport(BaseModel):
+    """Counts for one (symbol, timeframe); `rows`, `duplicates`, `misaligned`, `invalid` describe the frame
+    as given, the rest the audited grid. `missing_ok` compares `missing_pct` (a percentage) with
+    `AuditConfig.max_missing_pct`; `stale_bars` counts closed bars after `last` (None without `now`)."""
+
+    symbol: str
+    timeframe: str
+    rows: int
+    expected: int
+    missing: int
+    missing_pct: float
+    duplicates: int
+    misaligned: int
+    invalid: int
+    zero_volume: int
+    outliers: int
+    spikes: int
+    filled: int
+    first: str | None
+    last: str | None
+    missing_ok: bool
+    stale_bars: int | None = None
+
+
+def audit_bars(
+    bars: pd.DataFrame, *, symbol: str, timeframe: str, cfg: AuditConfig, now: pd.Timestamp | None = None
+) -> tuple[pd.DataFrame, AuditReport]:
+    """The audited frame (full grid, with `filled`, `fill_reason`, `outlier`) and its report.
+
+    A non-canonical frame is reported, not refused: duplicate open times (the first is kept), open times off
+    the grid and rows with NaN or non-positive prices or NaN/negative volume are counted and left out.
+    """
+    where = {"source": "audit", "symbol": symbol, "timeframe": timeframe}
+    if not isinstance(bars.index, pd.DatetimeIndex) or bars.index.tz is None:
+        raise DataError(f"bars must be indexed by UTC open_time; got {type(bars.index).__name__}", **where)
+    missing_cols = [c for c in OHLCV_COLUMNS if c not in bars.columns]
+    if missing_cols:
+        raise DataError(f"bars lack columns {missing_cols}", **where)
+
+    t = bars.index.tz_convert("UTC").as_unit("ns").asi8
+    values = bars[OHLCV_COLUMNS].to_numpy(dtype=np.float64)
+    duplicate = bars.index.duplicated(keep="first")
+    misaligned = t % delta(timeframe).value != 0
+    valid = np.isfinite(values).all(axis=1) & (values[:, :4] > 0).all(axis=1) & (values[:, 4] >= 0)
+    candidate = ~duplicate & ~misaligned
+    use = candidate & valid
+    t, values = t[use], values[use]
+    audited = _fill_and_flag(t, values, timeframe, cfg) if t.size else empty_bars(timeframe, audited=True)
+
+    expected = len(audited)
+    missing = expected - int(t.size)
+    missing_pct = 100.0 * missing / expected if expected else 0.0
+    last = audited.index[-1] if expected else None
+    report = AuditReport(
+        symbol=symbol,
+        timeframe=timeframe,
+        rows=len(bars),
+        expected=expected,
+        missing=missing,
+        missing_pct=missing_pct,
+        duplicates=int(duplicate.sum()),
+        misaligned=int(misaligned.sum()),
+        invalid=int((candidate & ~valid).sum()),
+        zero_volume=int((values[:, 4] == 0).sum()),
+        outliers=int(audited["outlier"].sum()),
+        spikes=int((audited["fill_reason"] == FILL_SPIKE).sum()),
+        filled=int(audited["filled"].sum()),
+        first=audited.index[0].isoformat() if expected else None,
+        last=last.isoformat() if expected else None,
+        missing_ok=missing_pct <= cfg.max_missing_pct,
+        stale_bars=_stale(last, now, timeframe),
+    )
+    problems = report.missing + report.duplicates + report.misaligned + report.invalid + report.spikes
+    log.log(
+        logging.WARNING if problems else logging.DEBUG,
+        "audit %s",
+        " ".join(f"{k}={v}" for k, v in report.model_dump().items()),
+    )
+    return audited, report
+
+
+def _fill_and_flag(t: np.ndarray, values: np.ndarray, timeframe: str, cfg: AuditConfig) -> pd.DataFrame:
+    """Usable bars (open ns, OHLCV rows) onto the full grid: gaps and spikes filled, outliers flagged."""
+    step = delta(timeframe).value
+    first = int(t.min())
+    open_ns = np.arange(first, int(t.max()) + step, step, dtype=np.int64)
+    pos = (t - first) // step
+    prices = np.full((open_ns.size, 4), np.nan)
+    prices[pos] = values[:, :4]
+    volume = np.zeros(open_ns.size)
+    volume[pos] = values[:, 4]
+
+    spike = _spike_mask(prices, cfg.spike_factor)
+    good = ~np.isnan(prices[:, 3]) & ~spike
+    good_close = pd.Series(np.where(good, prices[:, 3], np.nan)).ffill().to_numpy()
+    fill = ~good
+    prices[fill] = good_close[fill, None]
+    volume[fill] = 0.0
+
+    prev_good_close = np.concatenate([[np.nan], good_close[:-1]])
+    returns = np.where(good, np.log(prices[:, 3] / prev_good_close), np.nan)
+    sigma = trailing_robust_sigma(returns, ROBUST_WINDOW)
+    with np.errstate(invalid="ignore"):
+        outlier = good & (np.abs(returns) > cfg.outlier_return_z * sigma)
+
+    columns = dict(zip(PRICE_COLUMNS, prices.T, strict=True))
+    columns["volume"] = volume
+    columns["filled"] = fill
+    columns["fill_reason"] = np.where(spike, FILL_SPIKE, np.where(fill, FILL_GAP, "")).astype(object)
+    columns["outlier"] = outlier
+    return bars_frame(open_ns, columns, timeframe)
+
+
+def trailing_robust_sigma(returns: np.ndarray | pd.Series, window: int) -> np.ndarray:
+    """Robust sigma at each t from the returns of the `window` bars before t (past-only; NaNs skipped)."""
+    abs_returns = pd.Series(np.abs(np.asarray(returns, dtype=np.float64)))
+    median = abs_returns.rolling(window, min_periods=min(window, ROBUST_MIN_PERIODS)).median()
+    sigma = MAD_TO_SIGMA * median.shift(1).to_numpy()
+    sigma[sigma == 0] = np.nan
+    return sigma
+
+
+def winsorize_returns(returns: pd.Series, z: float, window: int = ROBUST_WINDOW) -> pd.Series:
+    """Returns clipped to ±z robust sigmas of the trailing window (for features; the raw bars are kept).
+
+    Where no sigma exists yet (fewer than `ROBUST_MIN_PERIODS` past returns) a return is left as is.
+    """
+    r = returns.to_numpy(dtype=np.float64)
+    bound = z * trailing_robust_sigma(r, window)
+    clipped = np.where(np.isnan(bound), r, np.clip(r, -bound, bound))
+    return pd.Series(clipped, index=returns.index, name=returns.name)
+
+
+@numba.njit(cache=True)
+def _spike_mask(prices: np.ndarray, factor: float) -> np.ndarray:
+    """Bars (rows of open, high, low, close; NaN = missing) that jump by `factor` from the last good close."""
+    n = prices.shape[0]
+    spike = np.zeros(n, dtype=np.bool_)
+    ref = np.nan
+    for i in range(n):
+        if np.isnan(prices[i, 3]):
+            continue
+        hi = max(prices[i, 0], prices[i, 1], prices[i, 2], prices[i, 3])
+        lo = min(prices[i, 0], prices[i, 1], prices[i, 2], prices[i, 3])
+        if not np.isnan(ref) and (hi >= factor * ref or lo <= ref / factor):
+            spike[i] = True
+        else:
+            ref = prices[i, 3]
+    return spike
+
+
+def _stale(last: pd.Timestamp | None, now: pd.Timestamp | None, timeframe: str) -> int | None:
+    if now is None or last is None:
+        return None
+    newest = last_closed_open(pd.Timestamp(now), timeframe)
+    return max(0, int((newest - last) / delta(timeframe)))

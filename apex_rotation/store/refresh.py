@@ -1,0 +1,302 @@
+"""The data plane's one job: source → clean → `bars` (1h base, 4h/1d resampled) → audit → `audited_bars`.
+
+Both the CLI (`apex refresh`) and the Dagster assets call these functions, so a refresh means the same
+thing everywhere. A refresh is incremental: it asks the source only for bars after the newest stored one,
+so a refresh with nothing new costs one request per symbol. Partitions are written atomically and only
+after validation, so a failure leaves the previous partition in place.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from apex_rotation.config import AppConfig
+from apex_rotation.ingest.base import MarketDataSource, SourceError, UnsupportedData
+from apex_rotation.ingest.clean import clean_ohlcv
+from apex_rotation.log import kv
+from apex_rotation.schemas import bars_schema, validate_frame
+from apex_rotation.store.audit import AuditReport, audit_bars
+from apex_rotation.store.parquet import ParquetStore
+from apex_rotation.store.resample import resample
+from apex_rotation.timeframes import BASE_TIMEFRAME, TIMEFRAMES, delta, last_closed_open, utc_now
+
+log = logging.getLogger(__name__)
+
+BARS = "bars"
+AUDITED_BARS = "audited_bars"
+FUNDING = "funding"
+OPEN_INTEREST = "open_interest"
+GROUND_TRUTH = "ground_truth"
+REPORTS_DIR = "reports"
+AUDIT_REPORT_FILE = "audit.json"
+
+
+@dataclass
+class SymbolRefresh:
+    """What one symbol's refresh did."""
+
+    symbol: str
+    new_rows: int = 0
+    revised_rows: int = 0
+    rows: dict[str, int] = field(default_factory=dict)
+    notes: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class RefreshSummary:
+    symbols: list[SymbolRefresh] = field(default_factory=list)
+    reports: list[AuditReport] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+class DataPlane:
+    """Refreshes and audits the store for one source; `now` is injectable for tests and replays."""
+
+    def __init__(
+        self,
+        cfg: AppConfig,
+        store: ParquetStore,
+        source: MarketDataSource,
+        perps_source: MarketDataSource | None = None,
+        now: pd.Timestamp | None = None,
+    ):
+        self.cfg, self.store, self.source, self.perps_source = cfg, store, source, perps_source
+        self.now = pd.Timestamp(now) if now is not None else utc_now()
+        window = source.history_window()
+        if window is not None:  # a fixed history (synthetic, a file import) is "now" at its own end
+            self.now = min(self.now, window[1] + delta(BASE_TIMEFRAME))
+
+    # ------------------------------------------------------------------ bars
+
+    def _first_open(self) -> pd.Timestamp:
+        window = self.source.history_window()
+        if window is not None:
+            return window[0]
+        start = self.now - pd.Timedelta(days=self.cfg.data_sources.history_days)
+        return start.floor(delta("1d"))
+
+    def _until(self) -> pd.Timestamp:
+        window = self.source.history_window()
+        newest = last_closed_open(self.now, BASE_TIMEFRAME)
+        return min(newest, window[1]) if window is not None else newest
+
+    def refresh_bars(self, symbol: str, timeframes: Sequence[str] = TIMEFRAMES) -> SymbolRefresh:
+        """Fetch new 1h bars, merge them into the stored base, rebuild the requested timeframes."""
+        tf = BASE_TIMEFRAME
+        existing = self.store.read(BARS, tf, symbol) if self.store.exists(BARS, tf, symbol) else None
+        since = (
+            existing.index[-1] + delta(tf) if existing is not None and len(existing) else self._first_open()
+        )
+        until = self._until()
+        result = SymbolRefresh(symbol=symbol)
+        if since <= until:
+            raw = self.source.fetch_ohlcv(symbol, tf, since, until)
+            cleaned = clean_ohlcv(
+                raw,
+                symbol=symbol,
+                timeframe=tf,
+                source=self.source.name,
+                now=self.now,
+                allow_empty=existing is not None,
+                ticker=self.tickers(symbol),
+            )
+            result.notes = {k: v for k, v in cleaned.notes.items() if v}
+            base, result.new_rows, result.revised_rows = merge_bars(existing, cleaned.bars)
+        else:
+            base = existing
+        if base is None or base.empty:
+            raise SourceError(f"{self.source.name}: no {tf} bars for {symbol} in [{since}, {until}]")
+        for timeframe in timeframes:
+            frame = resample(base, timeframe)
+            frame = validate_frame(bars_schema(timeframe), frame, f"bars {symbol} {timeframe}")
+            if timeframe == tf and not result.new_rows and existing is not None:
+                result.rows[timeframe] = len(frame)  # nothing changed: leave the file as it is
+                continue
+            self.store.write(BARS, timeframe, symbol, frame, meta={"source": self.source.name})
+            result.rows[timeframe] = len(frame)
+        log.info("bars refreshed", extra=kv(symbol=symbol, new=result.new_rows, **result.notes))
+        return result
+
+    def tickers(self, symbol: str) -> list[str]:
+        venue = getattr(self.source, "venue", self.source.name)  # ccxt: the exchange id, e.g. "binance"
+        return [span.ticker for span in self.cfg.ticker_spans(venue, symbol)]
+
+    # ------------------------------------------------------------------ audit
+
+    def audit(self, symbol: str, timeframe: str, write: bool = True) -> AuditReport:
+        """Audit stored bars; write the cleaned `audited_bars` partition only when it validates."""
+        bars = self.store.read(BARS, timeframe, symbol)
+        audited, report = audit_bars(
+            bars, symbol=symbol, timeframe=timeframe, cfg=self.cfg.audit, now=self.now
+        )
+        if write:
+            audited = validate_frame(
+                bars_schema(timeframe, audited=True), audited, f"audited {symbol} {timeframe}"
+            )
+            self.store.write(AUDITED_BARS, timeframe, symbol, audited, meta=report.model_dump(mode="json"))
+        return report
+
+    # ------------------------------------------------------------------ perps data
+
+    def refresh_perps(self, symbol: str) -> dict[str, int]:
+        """Append new funding rows and open interest (history or a snapshot) for one symbol."""
+        source = self.perps_source
+        if source is None:
+            return {}
+        counts: dict[str, int] = {}
+        if source.supports_funding:
+            counts["funding"] = self._append_series(
+                FUNDING, symbol, lambda since, until: source.fetch_funding(symbol, since, until)
+            )
+        if source.has_open_interest_history:
+            counts["open_interest"] = self._append_series(
+                OPEN_INTEREST,
+                symbol,
+                lambda since, until: source.fetch_open_interest_history(symbol, since, until),
+            )
+        return counts
+
+    def snapshot_open_interest(self, symbols: Sequence[str]) -> int:
+        """Venues without OI history: append the current snapshot, so history accumulates refresh by refresh."""
+        source = self.perps_source
+        if source is None or not source.supports_open_interest or source.has_open_interest_history:
+            return 0
+        snap = source.fetch_open_interest(symbols)
+        for row in snap.itertuples(index=False):
+            frame = pd.DataFrame(
+                {
+                    "open_interest": [float(row.open_interest)],
+                    "funding": [float(row.funding)],
+                    "mark_price": [float(row.mark_price)],
+                },
+                index=pd.DatetimeIndex([_to_utc(row.time)], name="time"),
+            )
+            self._merge_write(OPEN_INTEREST, str(row.symbol), frame)
+        return len(snap)
+
+    def _append_series(self, asset: str, symbol: str, fetch: Callable) -> int:
+        existing = self.store.read(asset, None, symbol) if self.store.exists(asset, None, symbol) else None
+        since = (
+            existing.index[-1] + pd.Timedelta(milliseconds=1) if existing is not None else self._first_open()
+        )
+        try:
+            raw = fetch(since, self.now)
+        except UnsupportedData:
+            return 0
+        if raw is None or raw.empty:
+            return 0
+        frame = raw.assign(time=_to_utc(raw["time"])).set_index("time").sort_index()
+        frame = frame[frame.index <= self.now].astype("float64")
+        return self._merge_write(asset, symbol, frame)
+
+    def _merge_write(self, asset: str, symbol: str, frame: pd.DataFrame) -> int:
+        existing = self.store.read(asset, None, symbol) if self.store.exists(asset, None, symbol) else None
+        merged = frame if existing is None else pd.concat([existing, frame])
+        merged = merged[~merged.index.duplicated(keep="last")].sort_index()
+        added = len(merged) - (0 if existing is None else len(existing))
+        if added:
+            self.store.write(asset, None, symbol, merged, meta={"source": self.perps_source.name})
+        return added
+
+    # ------------------------------------------------------------------ ground truth
+
+    def write_ground_truth(self) -> int:
+        """Store the synthetic market's planted episodes beside its bars (other sources have none)."""
+        truth_fn = getattr(self.source, "ground_truth", None)
+        if truth_fn is None:
+            return 0
+        truth = truth_fn().reset_index(drop=True)
+        truth.index.name = "row"
+        self.store.write(GROUND_TRUTH, None, self.source.name, truth, meta={"seed": self.cfg.synthetic.seed})
+        return len(truth)
+
+    # ------------------------------------------------------------------ everything
+
+    def refresh_all(
+        self,
+        symbols: Iterable[str],
+        timeframes: Sequence[str] = TIMEFRAMES,
+        progress: Callable[[str], None] | None = None,
+    ) -> RefreshSummary:
+        """Refresh, audit and report; a failing symbol is reported and the others still complete."""
+        summary = RefreshSummary()
+        symbols = list(symbols)
+        for symbol in symbols:
+            try:
+                summary.symbols.append(self.refresh_bars(symbol, timeframes))
+                self.refresh_perps(symbol)
+                summary.reports.extend(self.audit(symbol, tf) for tf in timeframes)
+            except Exception as exc:  # reported per symbol; the run fails at the end
+                log.error("refresh failed", extra=kv(symbol=symbol, error=str(exc)))
+                summary.errors[symbol] = f"{type(exc).__name__}: {exc}"
+            if progress:
+                progress(symbol)
+        try:
+            self.snapshot_open_interest([s for s in symbols if s not in summary.errors])
+        except SourceError as exc:
+            summary.errors["open_interest"] = str(exc)
+        self.write_ground_truth()
+        write_audit_report(self.store.root, summary.reports)
+        return summary
+
+
+def merge_bars(existing: pd.DataFrame | None, new: pd.DataFrame) -> tuple[pd.DataFrame, int, int]:
+    """Append new bars to the stored ones; a re-fetched bar replaces the stored one (and is counted)."""
+    if existing is None or existing.empty:
+        return new, len(new), 0
+    overlap = new.index.intersection(existing.index)
+    revised = (
+        int((existing.loc[overlap, new.columns] != new.loc[overlap]).any(axis=1).sum()) if len(overlap) else 0
+    )
+    merged = pd.concat([existing.drop(index=overlap)[new.columns], new]).sort_index()
+    return merged, len(new) - len(overlap), revised
+
+
+def write_audit_report(root: Path, reports: Sequence[AuditReport]) -> Path:
+    path = Path(root) / REPORTS_DIR / AUDIT_REPORT_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps([r.model_dump(mode="json") for r in reports], indent=2))
+    tmp.replace(path)
+    return path
+
+
+def audit_store(
+    cfg: AppConfig, store: ParquetStore, symbols: Sequence[str], timeframes: Sequence[str]
+) -> list[AuditReport]:
+    """Audit what is stored (without rewriting anything) and write the report under `reports/`."""
+    plane = DataPlane(cfg, store, source=_NoSource())
+    reports = [
+        plane.audit(symbol, tf, write=False)
+        for symbol in symbols
+        for tf in timeframes
+        if store.exists(BARS, tf, symbol)
+    ]
+    write_audit_report(store.root, reports)
+    return reports
+
+
+def _to_utc(values):
+    """Epoch-ms integers or timestamps → tz-aware UTC (naive values are refused upstream by the cleaner)."""
+    if isinstance(values, pd.Series) and pd.api.types.is_numeric_dtype(values):
+        return pd.to_datetime(values.astype("int64"), unit="ms", utc=True)
+    if isinstance(values, int | float):
+        return pd.Timestamp(int(values), unit="ms", tz="UTC")
+    return pd.to_datetime(values, utc=True)
+
+
+class _NoSource(MarketDataSource):
+    name = "store"
+
+    def fetch_ohlcv(self, symbol, timeframe, since, until):  # pragma: no cover - never called
+        raise SourceError("auditing the store fetches nothing")

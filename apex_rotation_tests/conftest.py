@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from apex_rotation.config import AppConfig, load_config
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh store root, also exported as $APEX_DATA_DIR so every layer writes there."""
+    root = tmp_path / "data"
+    root.mkdir()
+    monkeypatch.setenv("APEX_DATA_DIR", str(root))
+    return root
+
+
+@pytest.fixture(scope="session")
+def default_config() -> AppConfig:
+    return load_config()

@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from apex_rotation.store.parquet import ParquetStore, StoreError
+from apex_rotation.store.query import query
+
+
+def _bars(n: int, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    idx = pd.date_range("2024-01-01", periods=n, freq="h", tz="UTC", name="open_time")
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
+    return pd.DataFrame(
+        {
+            "open": close,
+            "high": close * 1.01,
+            "low": close * 0.99,
+            "close": close,
+            "volume": rng.uniform(1, 2, n),
+        },
+        index=idx,
+    ).assign(close_time=lambda d: d.index + pd.Timedelta("1h"))
+
+
+def test_round_trip_keeps_index_dtypes_and_meta(tmp_path):
+    store = ParquetStore(tmp_path)
+    df = _bars(100)
+    store.write("bars", "1h", "BTC", df, meta={"source": "synthetic"})
+    back = store.read("bars", "1h", "BTC")
+    pd.testing.assert_frame_equal(back, df, check_freq=False)
+    assert store.meta("bars", "1h", "BTC") == {"source": "synthetic"}
+    part = store.read("bars", "1h", "BTC", columns=["close"], start=df.index[10], end=df.index[19])
+    assert list(part.columns) == ["close"] and len(part) == 10 and part.index[0] == df.index[10]
+    assert list(store.partitions("bars")) == [("1h", "BTC")]
+
+
+def test_read_errors_name_the_file(tmp_path):
+    store = ParquetStore(tmp_path)
+    with pytest.raises(StoreError, match="BTC"):
+        store.read("bars", "1h", "BTC")
+    store.write("bars", "1h", "BTC", _bars(5))
+    with pytest.raises(StoreError, match="nope"):
+        store.read("bars", "1h", "BTC", columns=["nope"])
+
+
+def _slow_writer(root: str, started) -> None:
+    """Write a big partition, signalling just before the write starts so the parent can kill it midway."""
+    import pyarrow.parquet as pq
+
+    real = pq.write_table
+
+    def slow(table, where, **kw):
+        started.set()
+        time.sleep(30)  # killed long before this returns
+        real(table, where, **kw)
+
+    pq.write_table = slow
+    ParquetStore(root).write("bars", "1h", "BTC", _bars(50_000, seed=1))
+
+
+def test_writer_killed_midway_leaves_previous_partition(tmp_path):
+    store = ParquetStore(tmp_path)
+    before = _bars(100)
+    store.write("bars", "1h", "BTC", before)
+    ctx = mp.get_context("spawn")
+    started = ctx.Event()
+    proc = ctx.Process(target=_slow_writer, args=(str(tmp_path), started))
+    proc.start()
+    assert started.wait(60)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.join(10)
+    pd.testing.assert_frame_equal(store.read("bars", "1h", "BTC"), before, check_freq=False)
+    leftovers = [p.name for p in Path(tmp_path, "bars", "1h").iterdir() if p.suffix != ".parquet"]
+    assert all(name.endswith(".tmp") for name in leftovers)  # a temp file at most, never a torn partition
+
+
+def _write_many(root: str, symbol: str, rounds: int) -> None:
+    store = ParquetStore(root)
+    for i in range(rounds):
+        store.write("bars", "1h", symbol, _bars(2000, seed=i))
+        query(root, "SELECT count(*) FROM bars_1h")  # readers run while others write: no lock to fail on
+
+
+def test_concurrent_partition_writes_and_queries(tmp_path):
+    ctx = mp.get_context("spawn")
+    symbols = ["BTC", "ETH", "SOL", "XRP"]
+    procs = [ctx.Process(target=_write_many, args=(str(tmp_path), s, 5)) for s in symbols]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0, 0, 0, 0]
+    counts = query(tmp_path, "SELECT symbol, count(*) AS n FROM bars_1h GROUP BY symbol ORDER BY symbol")
+    assert counts.to_dict("list") == {"symbol": sorted(symbols), "n": [2000] * 4}
+    last = ParquetStore(tmp_path).read("bars", "1h", "SOL")
+    pd.testing.assert_frame_equal(last, _bars(2000, seed=4), check_freq=False)
