@@ -32,6 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
     refresh.add_argument("--source", choices=SOURCE_NAMES, help="default: data_sources.default_source")
     refresh.add_argument("--data-dir", help="folder of feather / Binance CSV files (for --source files)")
     refresh.add_argument("--quiet", action="store_true", help="no progress bar")
+    run = sub.add_parser("run", help="the main job: refresh and materialize every asset, then summarise")
+    run.add_argument("--config", help="YAML config (default: $APEX_CONFIG or configs/default.yaml)")
+    run.add_argument("--store", help=f"store root (default: ${DATA_DIR_ENV} or store.root in the config)")
+    run.add_argument("--source", choices=SOURCE_NAMES, help="default: data_sources.default_source")
+    run.add_argument("--data-dir", help="folder of feather / Binance CSV files (for --source files)")
+    run.add_argument("--latest", type=int, default=5, help="candidates to show per timeframe (default 5)")
     audit = sub.add_parser("audit", help="audit the stored bars per symbol/timeframe")
     _common(audit)
     audit.add_argument("--json", action="store_true", help="print the machine-readable report")
@@ -130,7 +136,25 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"refresh": cmd_refresh, "audit": cmd_audit}
+def cmd_run(args: argparse.Namespace) -> int:
+    from apex_rotation.defs.runner import run_pipeline  # Dagster is imported only for this command
+    from apex_rotation.signals.summary import run_summary
+
+    cfg = load_config(args.config)
+    logsetup.configure(cfg.logging.format, "WARNING", secrets=cfg.secrets().values())
+    root = Path(args.store) if args.store else cfg.data_root()
+    started = time.perf_counter()
+    result = run_pipeline(
+        cfg, config_path=args.config, store_root=str(root), source=args.source, data_dir=args.data_dir
+    )
+    print(run_summary(cfg, ParquetStore(root), latest=args.latest))
+    print(f"\nruns={','.join(result.run_ids)} took={time.perf_counter() - started:.1f}s")
+    if result.failed_checks:
+        print(f"failed checks: {', '.join(result.failed_checks)}", file=sys.stderr)
+    return 0 if result.success and not result.failed_checks else 1
+
+
+COMMANDS = {"refresh": cmd_refresh, "audit": cmd_audit, "run": cmd_run}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

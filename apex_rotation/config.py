@@ -154,6 +154,7 @@ class MarketFiltersConfig(_Model):
     oi_shift_min_pct: float = 5.0  # oi_chg over the bar, in %
     funding_hot: float = 0.0005  # funding rate per HOUR (0.05 %/h ≈ 0.4 % per 8 h)
     rule: str = "volume_spike AND breakout"  # confirmation rule (apex_rotation.signals.rules grammar)
+    confirm_window_bars: int = Field(6, ge=0)  # a laggard may confirm on its trigger bar or this many after
 
 
 class TDConfig(_Model):

@@ -5,10 +5,17 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 
+import warnings
+
 import dagster as dg
 
 from apex_rotation.config import AppConfig
 from apex_rotation.timeframes import TIMEFRAMES
+
+# Multi-partition mappings are Beta and partitioned checks Preview in Dagster 1.13 (the version is pinned
+# in pyproject.toml): known and accepted, so their warnings are not repeated on every load.
+warnings.filterwarnings("ignore", category=dg.BetaWarning)
+warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
 SYMBOL_DIM = "symbol"
 TIMEFRAME_DIM = "timeframe"

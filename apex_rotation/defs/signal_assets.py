@@ -5,7 +5,7 @@ import dagster as dg
 from apex_rotation.config import AppConfig
 from apex_rotation.defs.partitions import TIMEFRAME_DIM, timeframe_partitions
 from apex_rotation.defs.resources import ApexResource
-from apex_rotation.signals.stage import confirm_history, scan_timeframe
+from apex_rotation.signals.stage import confirm_history, latest_status, scan_timeframe
 
 
 def build_signal_assets(
@@ -50,16 +50,18 @@ def build_signal_assets(
         group_name="signals",
         kinds={"parquet"},
         deps=[rotation_candidates, dg.AssetDep(td_state, partition_mapping=across_symbols)],
-        description="Every candidate with pass/fail of the configured rule and the reason of every filter "
-        "(volume spike, breakout, OI shift, funding flip/hot); missing data is said, never passed.",
+        description="Each candidate watched from its trigger bar for `confirm_window_bars` bars: pass/fail of "
+        "the configured rule and the reason of every filter (volume spike, breakout, OI shift, funding "
+        "flip/hot) per bar; missing data is said, never passed.",
     )
     def confirmations(context: dg.AssetExecutionContext, apex: ApexResource) -> dg.MaterializeResult:
         counts = {}
         for tf in context.partition_keys:
             frame = confirm_history(apex.config, apex.store, tf)
+            final = latest_status(frame)
             counts[tf] = {
-                "candidates": len(frame),
-                "confirmed": int(frame["passed"].sum()) if len(frame) else 0,
+                "candidates": len(final),
+                **({} if final.empty else final["status"].value_counts().to_dict()),
             }
         return dg.MaterializeResult(metadata={"by_timeframe": dg.MetadataValue.json(counts)})
 

@@ -1,4 +1,4 @@
-"""The `synthetic` source: an offline, deterministic factor market with planted episodes and their ground truth.
+"""The `synthetic` source: an offline, deterministic factor market with planted episodes and ground truth.
 
 Why: the pipeline needs a default source that works without a network and whose right answers are known, so
 every later stage (features, scanner, confirmation, scoring) can be measured against them. Same config (seed,
@@ -15,9 +15,9 @@ The market
   default basket; any other symbol gets a profile drawn from seed + symbol name.
 * Between planted episodes every apex 4h and 1d move stays within ±0.85 × `apex.move_threshold_pct`, so the
   apex breakouts in the data are the planted ones (the `apex_breakout` rows are exhaustive anyway).
-* Volume ∝ |return| (plus noise) around a per-symbol base. Funding (a rate per hour, stamped at each 1h bar's
-  close, `time = open + 1h`) follows the symbol's 7-day trend and flips sign with it. Open interest (a snapshot
-  stamped at each 1h bar's close) drifts with price. Prices stay positive, open = previous close (no gaps),
+* Volume ∝ |return| (plus noise) around a per-symbol base. Funding (a rate per hour, stamped at each 1h
+  bar's close, `time = open + 1h`) follows the symbol's 7-day trend and flips sign with it. Open interest (a
+  snapshot stamped at each 1h bar's close) drifts with price. Prices stay positive, open = previous close (no gaps),
   low ≤ min(open, close) ≤ max(open, close) ≤ high.
 
 Episodes: the window is cut into slots of ~30 days. In each slot: an apex breakout on day 16 (on a 4h bar at
@@ -194,7 +194,7 @@ def _factor_profile(
 
 
 def _drawn_alt(rng: np.random.Generator, apexes: Sequence[str], gates) -> tuple:
-    """A profile for an unknown alt, placed clearly on one side of the gates: half high-beta, the rest tame."""
+    """A profile for an unknown alt, clearly on one side of the gates: half high-beta, the rest tame."""
     factor = apexes[int(rng.integers(len(apexes)))]
     kind = rng.choice(["high_beta", "high_beta", "low_beta", "low_corr"])
     high_corr = gates.corr_min + (1 - gates.corr_min) * rng.uniform(0.45, 0.6)
@@ -213,7 +213,7 @@ def _drawn_alt(rng: np.random.Generator, apexes: Sequence[str], gates) -> tuple:
 
 @dataclass(frozen=True)
 class _Bins:
-    """Complete bars of `hours` hours on the UTC grid: bar j covers hour indices first(j) .. first(j+1) − 1."""
+    """Complete bars of `hours` hours on the UTC grid: bar j covers hours first(j) .. first(j+1) − 1."""
 
     hours: int
     off: int  # index of the first hour of the first complete bar
@@ -237,7 +237,7 @@ def _student(rng: np.random.Generator, n: int, df: float = 6.0) -> np.ndarray:
 
 
 def _garch_vol(z: np.ndarray, alpha: float = 0.06, beta: float = 0.92, cap: float = 2.5) -> np.ndarray:
-    """Conditional volatility (long-run 1) of a GARCH(1,1) driven by z: a big move raises the next bars' vol."""
+    """Conditional vol (long-run 1) of a GARCH(1,1) driven by z: a big move raises the next bars' vol."""
     omega, cap2, var = 1 - alpha - beta, cap * cap, 1.0
     out = [0.0] * len(z)
     for i, zi in enumerate(z.tolist()):
@@ -598,7 +598,7 @@ class _Builder:
         seg[:] = new
 
     def _catch_up(self, rng: np.random.Generator, alt: str, j: int, number: int) -> None:
-        """The laggard rallies on 4h bar j, closing ≥ 1 % above the highest high of the prior lookback bars."""
+        """The laggard rallies on 4h bar j, closing ≥ 1 % above the highest high of the lookback bars before."""
         b4, i = self.bins["4h"], self.row[alt]
         if j - self.lookback < 0 or j >= b4.count:
             return
@@ -613,16 +613,22 @@ class _Builder:
         self.catchups.append((alt, j, number))
 
     def _td(self, rng: np.random.Generator, hour: int, sign: int, limit: int) -> None:
-        """Plant `_td_path` on one alt's 4h closes: sign +1 ends in a buy countdown 13, −1 in a sell one."""
-        if not self.alts:
-            return
-        alt = self.alts[int(rng.integers(len(self.alts)))]
-        b4, i = self.bins["4h"], self.row[alt]
-        log_close = math.log(self.prof[alt].price) + np.cumsum(self.R[i])
-        y = sign * log_close[b4.off + 3 : b4.first(b4.count) : 4]
-        s0 = b4.of(hour)
-        s = next((s for s in range(max(s0, 12), s0 + 12) if _down_run(y, s - 1) < 8), None)
-        if s is None or b4.first(s + TD_BARS) > min(limit, b4.first(b4.count)):
+        """Plant `_td_path` on one alt's 4h closes: sign +1 ends in a buy countdown 13, −1 in a sell one.
+
+        It starts where the alt's own down run (in the pattern's orientation) is short, so the dip cannot
+        complete a natural setup; an alt that trends too hard over the next two days hands over to the next.
+        """
+        b4 = self.bins["4h"]
+        s0, last = b4.of(hour), b4.of(min(limit, b4.first(b4.count))) - TD_BARS
+        first_pick = int(rng.integers(max(1, len(self.alts))))
+        for alt in self.alts[first_pick:] + self.alts[:first_pick]:  # the first alt whose tape allows it
+            i = self.row[alt]
+            log_close = math.log(self.prof[alt].price) + np.cumsum(self.R[i])
+            y = sign * log_close[b4.off + 3 : b4.first(b4.count) : 4]
+            s = next((s for s in range(max(s0, 12), min(s0 + 12, last + 1)) if _down_run(y, s - 1) < 8), None)
+            if s is not None:
+                break
+        else:
             return
         prev = y[s - 1]
         for b, x in enumerate(_td_path(y[s - 4 : s], TD_UNIT)):
@@ -765,7 +771,7 @@ class _Builder:
                         kind = _label(move[a, j] * 100, corr, beta, g)
                         planted = roles.get((alt, apex))
                         detail = (
-                            f"corr {corr:.3f} beta {beta:.3f} vs {apex} over {w} {tf} bars ending the bar before; "
+                            f"corr {corr:.3f} beta {beta:.3f} vs {apex}, {w} {tf} bars to the bar before; "
                             + (f"planted as {planted}" if planted else "not planted")
                         )
                         rows.append((when, tf, kind, alt, apex, move[a, j] * 100, detail))
@@ -777,7 +783,7 @@ class _Builder:
             i, L = self.row[alt], self.lookback
             level = hi4[i, j - L : j].max()
             when = self._time(b4.first(j))
-            detail = f"catch-up of laggard of episode #{number}: close {close4[i, j]:.6g} > {L}-bar high {level:.6g}"
+            detail = f"catch-up of episode #{number}: close {close4[i, j]:.6g} > {L}-bar high {level:.6g}"
             rows.append((when, "4h", "breakout", alt, None, (close4[i, j] / level - 1) * 100, detail))
             ratio = vol4[i, j] / vol4[i, j - L : j].mean()
             detail = (
@@ -866,7 +872,7 @@ class SyntheticSource(MarketDataSource):
         i = self._row(symbol)
         if timeframe != "1h":
             raise UnsupportedData(
-                f"synthetic serves 1h bars only (the store resamples 4h/1d from them); asked for {symbol} {timeframe}"
+                f"synthetic serves 1h bars only (the store resamples 4h/1d); asked for {symbol} {timeframe}"
             )
         m = self.market
         sel = self._span(m.open_ms, since, until, symbol, timeframe)

@@ -108,41 +108,81 @@ def scan_timeframe(cfg: AppConfig, store: ParquetStore, timeframe: str) -> ScanR
     )
 
 
-def confirmations_frame(confirmed: list[confirm.Confirmed]) -> pd.DataFrame:
-    """One row per candidate: the verdict, the rule, and every filter's pass/fail/None with its reason."""
+CONFIRMED, WATCHING, EXPIRED = "confirmed", "watching", "expired"
+
+
+def _context_at(frame: pd.DataFrame, t: pd.Timestamp) -> dict[str, float | None]:
+    row = frame.loc[t]
+    return {c: None if pd.isna(row[c]) else float(row[c]) for c in rotation.CONTEXT_COLUMNS}
+
+
+def watch_candidates(
+    candidates: list[rotation.RotationCandidate],
+    frames: dict[str, pd.DataFrame],
+    settings: confirm.ConfirmConfig,
+    window_bars: int,
+) -> pd.DataFrame:
+    """Confirm each candidate on its trigger bar and on each of the next `window_bars` bars.
+
+    A laggard rarely breaks out on the very bar the apex asset does; it is watched until the rule passes
+    (status "confirmed", and the watch ends), or the window runs out ("expired"). Every row is evaluated
+    with the alt's values at `eval_time` only, so a row depends on bars up to its own time.
+    """
+    rule = confirm.parse_rule(settings.rule)
     rows = []
-    for item in confirmed:
-        c = item.candidate
-        row = {
-            "bar_time": pd.Timestamp(c.bar_time),
-            "timeframe": c.timeframe,
-            "symbol": c.symbol,
-            "apex_asset": c.apex_asset,
-            "signal_strength": c.signal_strength,
-            "expected_catchup_pct": c.expected_catchup_pct,
-            "passed": item.passed,
-            "rule": item.rule,
-            "reasons": " | ".join(item.reasons),
-        }
-        for name, result in item.filters.items():
-            row[f"{name}_passed"] = {True: "pass", False: "fail", None: "no data"}[result.passed]
-            row[f"{name}_reason"] = result.reason
-        rows.append(row)
-    frame = pd.DataFrame(rows)
+    for candidate in candidates:
+        frame = frames[candidate.symbol]
+        start = frame.index.searchsorted(pd.Timestamp(candidate.bar_time))
+        for k, t in enumerate(frame.index[start : start + window_bars + 1]):
+            watched = candidate.model_copy(update={"context": _context_at(frame, t)})
+            verdict = confirm.confirm(watched, rule, settings)
+            status = CONFIRMED if verdict.passed else (EXPIRED if k == window_bars else WATCHING)
+            rows.append(_confirmation_row(verdict, t, k, status))
+            if verdict.passed:
+                break
+    frame = pd.DataFrame(rows, columns=None if rows else ["bar_time", "eval_time", "passed", "status"])
     frame.index.name = "row"
     return frame
 
 
+def _confirmation_row(item: confirm.Confirmed, eval_time: pd.Timestamp, bars_after: int, status: str) -> dict:
+    c = item.candidate
+    row = {
+        "bar_time": pd.Timestamp(c.bar_time),
+        "timeframe": c.timeframe,
+        "symbol": c.symbol,
+        "apex_asset": c.apex_asset,
+        "signal_strength": c.signal_strength,
+        "expected_catchup_pct": c.expected_catchup_pct,
+        "eval_time": eval_time,
+        "bars_after": bars_after,
+        "passed": item.passed,
+        "status": status,
+        "rule": item.rule,
+        "reasons": " | ".join(item.reasons),
+    }
+    for name, result in item.filters.items():
+        row[f"{name}_passed"] = {True: "pass", False: "fail", None: "no data"}[result.passed]
+        row[f"{name}_reason"] = result.reason
+    return row
+
+
 def confirm_history(cfg: AppConfig, store: ParquetStore, timeframe: str) -> pd.DataFrame:
-    """Confirm every stored candidate of one timeframe with the configured rule and write the result."""
+    """Watch every stored candidate of one timeframe with the configured rule and write the result."""
     history = store.read(ROTATION_CANDIDATES, timeframe, BASKET_KEY)
     settings = confirm.ConfirmConfig.from_market_filters(cfg.market_filters)
-    confirmed = confirm.apply(rotation.candidates_from_history(history), settings.rule, config=settings)
-    frame = confirmations_frame(confirmed)
-    if frame.empty:
-        frame = pd.DataFrame(
-            {"bar_time": pd.Series(dtype="datetime64[ns, UTC]"), "passed": pd.Series(dtype=bool)}
-        )
-        frame.index.name = "row"
+    symbols = sorted(set(history["symbol"])) if len(history) else []
+    frames = {s: load(s, timeframe, cols=list(rotation.CONTEXT_COLUMNS), root=store.root) for s in symbols}
+    frame = watch_candidates(
+        rotation.candidates_from_history(history), frames, settings, cfg.market_filters.confirm_window_bars
+    )
     store.write(CONFIRMATIONS, timeframe, BASKET_KEY, frame)
     return frame
+
+
+def latest_status(confirmations: pd.DataFrame) -> pd.DataFrame:
+    """The last row of each candidate's watch: its current status and reasons."""
+    if confirmations.empty:
+        return confirmations
+    keys = ["bar_time", "symbol", "apex_asset"]
+    return confirmations.sort_values([*keys, "bars_after"]).groupby(keys, as_index=False).tail(1)
