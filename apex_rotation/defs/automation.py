@@ -13,8 +13,6 @@ from dagster._core.definitions.unresolved_asset_job_definition import Unresolved
 
 from apex_rotation.config import AppConfig
 from apex_rotation.defs.partitions import (
-    symbol_timeframe_partitions,
-    timeframe_partitions,
     timeframe_range_tags,
 )
 from apex_rotation.timeframes import TIMEFRAMES, floor_to_grid
@@ -38,14 +36,12 @@ def build_jobs(
     data_job = dg.define_asset_job(
         DATA_JOB,
         selection=dg.AssetSelection.assets(*per_symbol_assets),
-        partitions_def=symbol_timeframe_partitions(cfg),
         description="bars → audited_bars → features, td_state for the asked symbol × timeframe partitions, "
         "in one run.",
     )
     signals_job = dg.define_asset_job(
         SIGNALS_JOB,
         selection=dg.AssetSelection.assets(*per_timeframe_assets),
-        partitions_def=timeframe_partitions(),
         description="rotation_candidates → confirmations for the asked timeframes, across all symbols.",
     )
     return data_job, signals_job

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import warnings
 from collections import defaultdict
 from collections.abc import Iterable
-
-import warnings
 
 import dagster as dg
 

@@ -13,10 +13,13 @@ from dataclasses import dataclass
 import dagster as dg
 
 from apex_rotation.config import AppConfig
+from apex_rotation.definitions import build_definitions
 from apex_rotation.defs.automation import DATA_JOB, SIGNALS_JOB
 from apex_rotation.defs.resources import ApexResource
-from apex_rotation.definitions import build_definitions
 from apex_rotation.timeframes import TIMEFRAMES
+
+# Dagster's console logger prints every event at DEBUG; the CLI shows warnings and the summary only.
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 @dataclass
@@ -39,7 +42,9 @@ def run_pipeline(
     data_dir: str | None = None,
 ) -> PipelineRun:
     defs = build_definitions(cfg, config_path)
-    resources = {"apex": ApexResource(config_path=config_path, store_root=store_root, source=source, data_dir=data_dir)}
+    resources = {
+        "apex": ApexResource(config_path=config_path, store_root=store_root, source=source, data_dir=data_dir)
+    }
     names = cfg.basket.names
     instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
     plan = [
@@ -48,11 +53,15 @@ def run_pipeline(
     ]
     run_ids, failed = [], []
     for job_name, tags in plan:
-        result = defs.get_job_def(job_name).execute_in_process(
-            instance=instance, resources=resources, tags=tags, raise_on_error=False
+        result = defs.resolve_job_def(job_name).execute_in_process(
+            instance=instance, resources=resources, tags=tags, raise_on_error=False, run_config=QUIET
         )
         run_ids.append(result.run_id)
-        failed += [f"{e.asset_key.to_user_string()}:{e.check_name}" for e in result.get_asset_check_evaluations() if not e.passed]
+        failed += [
+            f"{e.asset_key.to_user_string()}:{e.check_name}"
+            for e in result.get_asset_check_evaluations()
+            if not e.passed
+        ]
         if not result.success:
             return PipelineRun(False, run_ids, failed)
     return PipelineRun(True, run_ids, failed)

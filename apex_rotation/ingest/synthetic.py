@@ -17,8 +17,8 @@ The market
   apex breakouts in the data are the planted ones (the `apex_breakout` rows are exhaustive anyway).
 * Volume ∝ |return| (plus noise) around a per-symbol base. Funding (a rate per hour, stamped at each 1h
   bar's close, `time = open + 1h`) follows the symbol's 7-day trend and flips sign with it. Open interest (a
-  snapshot stamped at each 1h bar's close) drifts with price. Prices stay positive, open = previous close (no gaps),
-  low ≤ min(open, close) ≤ max(open, close) ≤ high.
+  snapshot stamped at each 1h bar's close) drifts with price. Prices stay positive, open = previous close
+  (no gaps), low ≤ min(open, close) ≤ max(open, close) ≤ high.
 
 Episodes: the window is cut into slots of ~30 days. In each slot: an apex breakout on day 16 (on a 4h bar at
 04:00 or 08:00 UTC, every 4th slot on a 1d bar), the catch-up of its laggards within the next three 4h bars,
@@ -45,7 +45,8 @@ Ground truth (`ground_truth()`): one row per fact, columns `time` (UTC open time
 * `laggard`, `decoy_low_corr`, `decoy_low_beta`, `follower`: one row per alt and apex breakout: laggard =
   flagged (see above); decoy_low_corr = lags but corr < corr_min (or no full window); decoy_low_beta = lags,
   corr passes, beta < beta_min; follower = moved more than the lag threshold. value = the alt's move in %;
-  detail gives corr and beta and the planted role.
+  detail gives corr and beta and the planted role. When BTC and ETH both break out on a bar, each has its own
+  rows (an alt can lag both; the scanner then emits one candidate).
 * `breakout` (4h): a laggard's planted catch-up bar, closing above the highest high of the previous
   `market_filters.breakout_lookback` 4h bars; value = % above that high. (Not exhaustive: any rally makes
   new highs.)
@@ -54,9 +55,9 @@ Ground truth (`ground_truth()`): one row per fact, columns `time` (UTC open time
 * `funding_flip` (1h): the first bar whose funding rate has the other sign; value = the new rate in %
   per hour; exhaustive (the sign changes only at these bars, at 00:00 UTC, so on 4h/1d bars too).
 * `oi_shift` (4h): open interest changed by ≥ 10 % over the bar (snapshot at its close vs at its open);
-  value = that change in %. Exhaustive for the default market (natural 4h changes stay below 5 %).
-* `td_setup_9` / `td_countdown_13` (4h): a planted, clean TD Sequential (specs/td_sequential.md, standard
-  profile): a perfected setup of one direction, then a perfected setup of the other whose countdown reaches
+  value = that change in %. Exhaustive: natural 4h changes stay far below 10 % (below 5 % on seeds 0-29).
+* `td_setup_9` / `td_countdown_13` (4h): a planted, clean TD Sequential (specs/td_sequential.md; standard
+  and loose profiles agree on them): a perfected setup of one direction, then a perfected setup of the other whose countdown reaches
   13 with no cancellation, recycle or other completion in between; value = the bar's close; detail gives the
   direction. (Not exhaustive: random walks print 9s.)
 """
@@ -72,7 +73,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from apex_rotation.config import AppConfig
+from apex_rotation.config import ApexConfig, AppConfig
 from apex_rotation.ingest.base import DataError, MarketDataSource, SourceError, UnsupportedData
 
 HOUR_MS = 3_600_000
@@ -90,7 +91,7 @@ CORR_MARGIN, BETA_MARGIN, MOVE_MARGIN = 0.03, 0.15, 0.005  # how clearly planted
 ROBUST_WINDOW, ROBUST_MIN, MAD_TO_SIGMA = 720, 48, 1.4826  # the feature pipeline's winsorizing sigma
 TD_UNIT = 0.012  # log step of the TD patterns' designed closes
 TD_BARS = 32
-OI_SHIFT_MIN = 0.10
+OI_SHIFT_MIN = 0.10  # planted open-interest shifts are 1.2-1.8 × this within one 4h bar
 INTEREST = 1.25e-5  # funding's interest component per hour (0.01 % per 8 h)
 FLIP_HYSTERESIS, FLIP_MIN_DAYS = 0.9, 5  # funding flips when the 7-day trend is this many sigmas against it
 MARKET_VOL = 0.0028  # hourly stdev of the market factor at average volatility
@@ -174,6 +175,14 @@ def make_profiles(cfg: AppConfig) -> list[Profile]:
     return [out[s] for s in cfg.basket.names]
 
 
+def profile_table(profiles: Sequence[Profile]) -> pd.DataFrame:
+    """Profiles as a frame indexed by symbol, columns `PROFILE_COLUMNS`."""
+    rows = [[getattr(p, c) for c in PROFILE_COLUMNS] for p in profiles]
+    return pd.DataFrame(
+        rows, index=pd.Index([p.symbol for p in profiles], name="symbol"), columns=PROFILE_COLUMNS
+    )
+
+
 def _factor_profile(
     symbol: str,
     role: str,
@@ -193,7 +202,7 @@ def _factor_profile(
     )
 
 
-def _drawn_alt(rng: np.random.Generator, apexes: Sequence[str], gates) -> tuple:
+def _drawn_alt(rng: np.random.Generator, apexes: Sequence[str], gates: ApexConfig) -> tuple:
     """A profile for an unknown alt, clearly on one side of the gates: half high-beta, the rest tame."""
     factor = apexes[int(rng.integers(len(apexes)))]
     kind = rng.choice(["high_beta", "high_beta", "low_beta", "low_corr"])
@@ -376,11 +385,7 @@ class _Builder:
         funding = self._funding()
         oi = self._open_interest(close)
         truth = self._truth(open_, high, close, volume, oi)
-        profiles = pd.DataFrame(
-            [[getattr(p, c) for c in PROFILE_COLUMNS] for p in self.prof.values()],
-            index=pd.Index(list(self.prof), name="symbol"),
-            columns=PROFILE_COLUMNS,
-        ).loc[self.symbols]
+        profiles = profile_table([self.prof[s] for s in self.symbols])
         return SyntheticMarket(
             self.symbols, self.open_ms, open_, high, low, close, volume, funding, oi, truth, profiles
         )
@@ -462,7 +467,8 @@ class _Builder:
             self._td(rng, d0 + TD_DAY * 24, 1 if k % 2 == 0 else -1, limit=days.first((k + 1) * slot))
             who = self.alts or self.apexes
             h = d0 + OI_DAY * 24 + 4 * int(rng.integers(0, 18))
-            self.oi_plans.append((who[int(rng.integers(len(who)))], h, -rng.uniform(0.12, 0.18), "a flush"))
+            flush = -OI_SHIFT_MIN * rng.uniform(1.2, 1.8)
+            self.oi_plans.append((who[int(rng.integers(len(who)))], h, flush, "a flush"))
 
     def _statuses(self, tf: str, j: int, breaking: Sequence[str]) -> dict[tuple[str, str], str]:
         """Gate status of every (alt, breaking apex) for bar j of `tf`: 'pass', 'fail_corr' or 'fail_beta'
@@ -583,7 +589,8 @@ class _Builder:
         last4 = bins4.of(start + k - 1)
         for alt in laggards:
             self._catch_up(rng, alt, last4 + int(rng.integers(1, 4)), number)
-        self.oi_plans.append((primary, start, rng.uniform(0.12, 0.18), f"with apex breakout #{number}"))
+        build_up = OI_SHIFT_MIN * rng.uniform(1.2, 1.8)
+        self.oi_plans.append((primary, start, build_up, f"with apex breakout #{number}"))
 
     def _set_apex_bar(self, r: np.ndarray, bar: slice, target: float) -> None:
         """Make the bar's log returns sum to log(1 + target), keeping some of their shape, with no 1h bar
@@ -598,7 +605,7 @@ class _Builder:
         seg[:] = new
 
     def _catch_up(self, rng: np.random.Generator, alt: str, j: int, number: int) -> None:
-        """The laggard rallies on 4h bar j, closing ≥ 1 % above the highest high of the lookback bars before."""
+        """The laggard rallies on 4h bar j, closing ≥ 1 % above the highest high of the lookback bars."""
         b4, i = self.bins["4h"], self.row[alt]
         if j - self.lookback < 0 or j >= b4.count:
             return
@@ -706,7 +713,7 @@ class _Builder:
         return out
 
     def _open_interest(self, close: np.ndarray) -> np.ndarray:
-        """Snapshot at each bar's close: base × exp(0.15·(log price − its 30-day mean) + detrended noise),
+        """Snapshot at each bar's close: base × exp(0.1·(log price − its 30-day mean) + detrended noise),
         plus the planted shifts (a ramp over the 4h bar, then decaying over ~4 days)."""
         out = np.empty_like(close)
         t = np.arange(self.n)
@@ -720,7 +727,7 @@ class _Builder:
             p = self.prof[s]
             logp = np.log(close[i])
             walk = np.cumsum(0.002 * _rng(self.seed, "oi", s).standard_normal(self.n))
-            out[i] = math.log(20 * p.notional / p.price) + 0.15 * (logp - trailing_mean(logp))
+            out[i] = math.log(20 * p.notional / p.price) + 0.1 * (logp - trailing_mean(logp))
             out[i] += walk - trailing_mean(walk)
         decay = np.exp(-np.arange(1, 8 * 96) / 96.0)
         for s, h, target, _ in sorted(self.oi_plans, key=lambda plan: plan[1]):
@@ -742,7 +749,10 @@ class _Builder:
         before = values[:, b.off - 1] if b.off > 0 else first
         return closes, np.concatenate([before[:, None], closes[:, :-1]], axis=1)
 
-    def _truth(self, open_, high, close, volume, oi) -> pd.DataFrame:
+    def _truth(
+        self, open_: np.ndarray, high: np.ndarray, close: np.ndarray, volume: np.ndarray, oi: np.ndarray
+    ) -> pd.DataFrame:
+        """Every planted fact, measured on the final arrays; apex roles by the gate definition, exhaustively."""
         rows = list(self.rows)
         g = self.cfg.apex
         for tf, k in TIMEFRAME_HOURS.items():
@@ -810,7 +820,7 @@ class _Builder:
         return truth.sort_values(["time", "timeframe", "kind", "symbol"], kind="stable", ignore_index=True)
 
 
-def _label(move_pct: float, corr: float, beta: float, gates) -> str:
+def _label(move_pct: float, corr: float, beta: float, gates: ApexConfig) -> str:
     """The role of an alt on an apex breakout bar, by the gate definition in the module docstring."""
     if move_pct > gates.alt_lag_threshold_pct:
         return "follower"
@@ -854,8 +864,8 @@ class SyntheticSource(MarketDataSource):
 
     def profiles(self) -> pd.DataFrame:
         """Per symbol: role, kind, factor, beta, corr (targets vs the factor), idio_vol and vol (hourly
-        stdevs at average volatility), starting price and hourly notional volume."""
-        return self.market.profiles.copy()
+        stdevs at average volatility), starting price and hourly notional volume. Needs no generation."""
+        return profile_table(make_profiles(self.cfg))
 
     def _row(self, symbol: str) -> int:
         if symbol not in self.cfg.basket.names:

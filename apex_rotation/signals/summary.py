@@ -7,7 +7,6 @@ import json
 import pandas as pd
 
 from apex_rotation.config import AppConfig
-
 from apex_rotation.signals.stage import (
     BASKET_KEY,
     CONFIRMATIONS,
@@ -78,5 +77,3 @@ def run_summary(cfg: AppConfig, store: ParquetStore, latest: int = 5) -> str:
     lines.append(f"  audit report:  {store.root}/reports/audit.json")
     lines.append("  query with DuckDB: apex_rotation.store.query.query(root, 'SELECT * FROM features_4h')")
     return "\n".join(lines)
-
-

@@ -1,0 +1,211 @@
+"""The Dagster layer: definitions load, batched runs over every partition, checks, schedules, sensors, UI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+import yaml
+
+from apex_rotation.config import DEFAULT_CONFIG_PATH, load_config
+from apex_rotation.definitions import build_definitions
+from apex_rotation.defs.automation import DATA_JOB, SIGNALS_JOB, bar_close_run_request, signals_request
+from apex_rotation.defs.resources import ApexResource
+from apex_rotation.defs.runner import QUIET, full_range_tags
+from apex_rotation.ingest.synthetic import SyntheticSource
+from apex_rotation.store.parquet import ParquetStore
+
+PROJECT = Path(__file__).resolve().parent.parent
+SYMBOLS = ["BTC", "ETH", "SOL", "APT"]
+
+
+@pytest.fixture(scope="module")
+def small_config_path(tmp_path_factory) -> str:
+    raw = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())
+    raw["basket"]["symbols"] = SYMBOLS
+    raw["synthetic"]["days"] = 90
+    path = tmp_path_factory.mktemp("cfg") / "small.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return str(path)
+
+
+def _run(defs, job: str, tags: dict, resources: dict) -> dg.ExecuteInProcessResult:
+    return defs.resolve_job_def(job).execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(),
+        tags=tags,
+        resources=resources,
+        raise_on_error=False,
+        run_config=QUIET,
+    )
+
+
+def test_definitions_load_with_the_whole_graph():
+    from apex_rotation.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert keys == {"bars", "audited_bars", "features", "td_state", "rotation_candidates", "confirmations"}
+    features = graph.get(dg.AssetKey("features"))
+    assert len(features.partitions_def.get_partition_keys()) == 17 * 3
+    assert {s.name for s in defs.schedules} == {f"refresh_{tf}_at_bar_close" for tf in ("1h", "4h", "1d")}
+    assert {s.name for s in defs.sensors} == {"signals_after_bar_close"}
+    # features[SOL|4h] depends on audited_bars of SOL, BTC and ETH at 4h
+    upstream = graph.get_parents_partitions(
+        dg.AssetKey("features"), dg.MultiPartitionKey({"symbol": "SOL", "timeframe": "4h"})
+    ).parent_partitions
+    assert {(p.asset_key.to_user_string(), str(p.partition_key)) for p in upstream} == {
+        ("audited_bars", "SOL|4h"),
+        ("audited_bars", "BTC|4h"),
+        ("audited_bars", "ETH|4h"),
+    }
+
+
+def test_all_partitions_in_two_runs_with_checks(small_config_path, tmp_path):
+    cfg = load_config(small_config_path)
+    defs = build_definitions(cfg, small_config_path)
+    resources = {"apex": ApexResource(config_path=small_config_path, store_root=str(tmp_path))}
+    data = _run(defs, DATA_JOB, full_range_tags("BTC|1h", "APT|1d"), resources)
+    assert data.success
+    materialized = [e.asset_key.to_user_string() for e in data.get_asset_materialization_events()]
+    assert {k: materialized.count(k) for k in set(materialized)} == {
+        "bars": 12,
+        "audited_bars": 12,
+        "features": 12,
+        "td_state": 12,
+    }
+    checks = {e.check_name: e.passed for e in data.get_asset_check_evaluations()}
+    assert checks == {
+        "bars_schema": True,
+        "audited_bars_schema": True,
+        "audited_bars_missing": True,
+        "features_invariants": True,
+        "td_state_invariants": True,
+    }
+    signals = _run(defs, SIGNALS_JOB, full_range_tags("1h", "1d"), resources)
+    assert signals.success
+    store = ParquetStore(tmp_path)
+    assert store.exists("rotation_candidates", "4h", "basket") and store.exists(
+        "confirmations", "1d", "basket"
+    )
+    assert store.read("features", "4h", "APT")["corr_eth_14"].notna().sum() > 0
+    gates = [e for e in signals.get_asset_check_evaluations() if e.check_name == "rotation_candidates_gates"]
+    assert gates and all(e.passed for e in gates)
+
+
+def test_bad_bars_are_never_written_as_audited_bars(small_config_path, tmp_path, monkeypatch):
+    real = SyntheticSource.fetch_ohlcv
+
+    def corrupt(self, symbol, timeframe, since, until):
+        raw = real(self, symbol, timeframe, since, until)
+        raw.loc[raw.index[10], "close"] = -1.0  # a negative price
+        return raw
+
+    monkeypatch.setattr(SyntheticSource, "fetch_ohlcv", corrupt)
+    cfg = load_config(small_config_path)
+    defs = build_definitions(cfg, small_config_path)
+    resources = {"apex": ApexResource(config_path=small_config_path, store_root=str(tmp_path))}
+    result = _run(defs, DATA_JOB, full_range_tags("BTC|1h", "APT|1d"), resources)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert (
+        "BTC" in str(failure.event_specific_data.error)
+        and "negative" in str(failure.event_specific_data.error).lower()
+    )
+    assert not any(ParquetStore(tmp_path).partitions("audited_bars"))
+
+
+def test_schedules_request_one_run_per_timeframe_at_bar_close():
+    from apex_rotation.definitions import defs
+
+    schedule = next(s for s in defs.schedules if s.name == "refresh_4h_at_bar_close")
+    assert schedule.cron_schedule == "2 */4 * * *" and schedule.execution_timezone == "UTC"
+    context = dg.build_schedule_context(scheduled_execution_time=pd.Timestamp("2026-03-05 08:02", tz="UTC"))
+    request = next(iter(schedule.evaluate_tick(context).run_requests))
+    assert request.run_key == "4h|2026-03-05T08:00:00+00:00"
+    assert request.tags["dagster/asset_partition_range_start"] == "BTC|4h"
+    assert request.tags["dagster/asset_partition_range_end"] == "TIA|4h"
+    # the same tick evaluated twice asks for the same run key, so Dagster launches it once
+    cfg = load_config()
+    again = bar_close_run_request(cfg, "4h", pd.Timestamp("2026-03-05 08:03", tz="UTC"))
+    assert again.run_key == request.run_key
+
+
+def test_signals_follow_a_bar_close_run():
+    request = signals_request({"apex/timeframe": "1h", "apex/bar_close": "2026-03-05T08:00:00+00:00"}, "r1")
+    assert isinstance(request, dg.RunRequest)
+    assert request.partition_key == "1h" and request.run_key == "signals|1h|2026-03-05T08:00:00+00:00"
+    assert isinstance(signals_request({}, "r2"), dg.SkipReason)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _graphql(port: int, query: str) -> dict:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql",
+        data=json.dumps({"query": query}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return json.loads(response.read())
+
+
+def test_web_ui_loads_the_code_location(tmp_path):
+    """`dagster-webserver -w workspace.yaml` serves the asset graph (what `dagster dev` shows)."""
+    port = _free_port()
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "dagster_webserver",
+            "-w",
+            "workspace.yaml",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
+        cwd=PROJECT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline, assets = time.time() + 90, None
+        while time.time() < deadline and assets is None:
+            time.sleep(1)
+            try:
+                reply = _graphql(port, "{ assetNodes { assetKey { path } } }")
+                assets = {n["assetKey"]["path"][0] for n in reply["data"]["assetNodes"]} or None
+            except (OSError, KeyError, TypeError):
+                continue
+        assert assets == {
+            "bars",
+            "audited_bars",
+            "features",
+            "td_state",
+            "rotation_candidates",
+            "confirmations",
+        }
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)

@@ -1,0 +1,183 @@
+"""The data plane end to end: source → clean → bars (1h + resampled) → audit → audited_bars."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from apex_rotation.config import load_config
+from apex_rotation.features import load
+from apex_rotation.ingest.ccxt_source import CcxtSource
+from apex_rotation.ingest.files import FilesSource
+from apex_rotation.ingest.registry import make_perps_source, make_source
+from apex_rotation.ingest.synthetic import SyntheticSource
+from apex_rotation.store.parquet import ParquetStore
+from apex_rotation.store.query import query
+from apex_rotation.store.refresh import AUDITED_BARS, BARS, FUNDING, GROUND_TRUTH, OPEN_INTEREST, DataPlane
+from apex_rotation_tests.replay_server import ReplayServer, frame_from_feather
+from apex_rotation_tests.shared import GENETRADER_2024, real_feather, requires_shared
+
+SMALL = {"basket": {"symbols": ["BTC", "ETH", "SOL", "LINK"]}, "synthetic": {"days": 60}}
+
+
+@pytest.fixture(scope="module")
+def small_cfg():
+    return load_config(overrides=SMALL)
+
+
+def synthetic_plane(cfg, root, now=None) -> DataPlane:
+    source = SyntheticSource(cfg)
+    return DataPlane(cfg, ParquetStore(root), source, perps_source=make_perps_source(cfg, source), now=now)
+
+
+def test_synthetic_refresh_fills_every_partition(small_cfg, tmp_path):
+    summary = synthetic_plane(small_cfg, tmp_path).refresh_all(small_cfg.basket.names)
+    assert summary.ok, summary.errors
+    store = ParquetStore(tmp_path)
+    for symbol in small_cfg.basket.names:
+        assert [s.rows for s in summary.symbols if s.symbol == symbol] == [{"1h": 1440, "4h": 360, "1d": 60}]
+        for tf, n in {"1h": 1440, "4h": 360, "1d": 60}.items():
+            audited = store.read(AUDITED_BARS, tf, symbol)
+            assert len(audited) == n and not audited["filled"].any()
+        assert len(store.read(FUNDING, None, symbol)) == 1440
+        assert len(store.read(OPEN_INTEREST, None, symbol)) == 1440
+    assert len(store.read(GROUND_TRUTH, None, "synthetic")) > 0
+    reports = json.loads((tmp_path / "reports" / "audit.json").read_text())
+    assert len(reports) == 12 and {r["missing"] for r in reports} == {0}
+    # 4h/1d are the 1h bars resampled on UTC boundaries
+    h1, h4 = store.read(BARS, "1h", "SOL"), store.read(BARS, "4h", "SOL")
+    first4 = h1.iloc[:4]
+    assert h4.iloc[0][["open", "high", "low", "close"]].tolist() == [
+        first4["open"].iloc[0],
+        first4["high"].max(),
+        first4["low"].min(),
+        first4["close"].iloc[-1],
+    ]
+    assert h4.index.hour.isin([0, 4, 8, 12, 16, 20]).all()
+
+
+def test_repeated_refresh_is_a_noop_with_identical_statistics(small_cfg, tmp_path):
+    plane = synthetic_plane(small_cfg, tmp_path)
+    first = plane.refresh_all(small_cfg.basket.names)
+    files = {p: p.stat().st_mtime_ns for p in (tmp_path / "bars" / "1h").iterdir()}
+    second = synthetic_plane(small_cfg, tmp_path).refresh_all(small_cfg.basket.names)
+    assert [s.new_rows for s in second.symbols] == [0, 0, 0, 0]
+    assert [r.model_dump() for r in second.reports] == [r.model_dump() for r in first.reports]
+    assert {p: p.stat().st_mtime_ns for p in files} == files  # the 1h base was not rewritten
+
+
+def test_incremental_refresh_equals_one_full_refresh(small_cfg, tmp_path):
+    end = pd.Timestamp(small_cfg.synthetic.end)
+    partial = synthetic_plane(
+        small_cfg, tmp_path / "inc", now=end - pd.Timedelta(days=10) + pd.Timedelta(minutes=30)
+    )
+    partial.refresh_all(small_cfg.basket.names)
+    assert len(ParquetStore(tmp_path / "inc").read(BARS, "1h", "BTC")) == 1440 - 10 * 24
+    later = synthetic_plane(small_cfg, tmp_path / "inc").refresh_all(small_cfg.basket.names)
+    assert {s.new_rows for s in later.symbols} == {240}
+    synthetic_plane(small_cfg, tmp_path / "full").refresh_all(small_cfg.basket.names)
+    for tf in ("1h", "4h", "1d"):
+        a = ParquetStore(tmp_path / "inc").read(AUDITED_BARS, tf, "ETH")
+        b = ParquetStore(tmp_path / "full").read(AUDITED_BARS, tf, "ETH")
+        pd.testing.assert_frame_equal(a, b)
+    fa = ParquetStore(tmp_path / "inc").read(FUNDING, None, "SOL")
+    fb = ParquetStore(tmp_path / "full").read(FUNDING, None, "SOL")
+    pd.testing.assert_frame_equal(fa, fb)
+
+
+def test_load_returns_identical_arrays_and_selects(small_cfg, tmp_path):
+    synthetic_plane(small_cfg, tmp_path).refresh_all(["BTC"])
+    a = load("BTC", "1h", root=tmp_path)
+    b = load("BTC", "1h", root=tmp_path)
+    assert a.equals(b) and a.index.tz is not None and len(a) == 1440
+    part = load("BTC", "4h", cols=["close", "filled"], start="2025-12-01", end="2025-12-02", root=tmp_path)
+    assert list(part.columns) == ["close", "filled"] and len(part) == 7
+    with pytest.raises(KeyError, match="nope"):
+        load("BTC", "1h", cols=["nope"], root=tmp_path)
+
+
+def test_duckdb_queries_the_store(small_cfg, tmp_path):
+    synthetic_plane(small_cfg, tmp_path).refresh_all(small_cfg.basket.names)
+    counts = query(
+        tmp_path, "SELECT symbol, count(*) AS n FROM audited_bars_4h GROUP BY symbol ORDER BY symbol"
+    )
+    assert counts.to_dict("list") == {"symbol": ["BTC", "ETH", "LINK", "SOL"], "n": [360] * 4}
+
+
+def test_a_failing_symbol_is_reported_and_the_others_complete(small_cfg, tmp_path):
+    class Broken(SyntheticSource):
+        def fetch_ohlcv(self, symbol, timeframe, since, until):
+            raw = super().fetch_ohlcv(symbol, timeframe, since, until)
+            if symbol == "SOL":
+                raw.loc[raw.index[5], "high"] = raw.loc[raw.index[5], "low"] * 0.5  # high < low
+            return raw
+
+    plane = DataPlane(small_cfg, ParquetStore(tmp_path), Broken(small_cfg))
+    summary = plane.refresh_all(small_cfg.basket.names)
+    assert list(summary.errors) == ["SOL"] and "SOL" in summary.errors["SOL"]
+    assert not ParquetStore(tmp_path).exists(BARS, "1h", "SOL")  # nothing half-written
+    assert ParquetStore(tmp_path).exists(AUDITED_BARS, "1d", "LINK")
+
+
+# ------------------------------------------------------------------ real sources, replayed on 127.0.0.1
+
+
+@requires_shared
+def test_files_refresh_of_the_real_fixture_with_matic_alias(tmp_path):
+    cfg = load_config(overrides={"basket": {"symbols": ["BTC", "ETH", "MATIC"]}})
+    plane = DataPlane(cfg, ParquetStore(tmp_path), FilesSource(cfg, GENETRADER_2024))
+    summary = plane.refresh_all(cfg.basket.names)
+    assert summary.ok, summary.errors
+    rows = {s.symbol: s.rows for s in summary.symbols}
+    assert rows["BTC"] == {"1h": 5980, "4h": 1495, "1d": 249} and rows["MATIC"]["1h"] == 6002
+    assert max(r.missing_pct for r in summary.reports) <= cfg.audit.max_missing_pct
+    exchange_4h = pd.read_feather(real_feather("MATIC", "4h")).set_index("date")
+    ours = ParquetStore(tmp_path).read(BARS, "4h", "MATIC")
+    common = ours.index.intersection(exchange_4h.index)
+    assert len(common) == 1500
+    pd.testing.assert_frame_equal(
+        ours.loc[common, ["open", "high", "low", "close"]],
+        exchange_4h.loc[common, ["open", "high", "low", "close"]],
+        check_names=False,
+        check_freq=False,
+    )
+
+
+@requires_shared
+def test_ccxt_refresh_then_noop_costs_at_most_one_request_per_symbol(tmp_path):
+    cfg = load_config(
+        overrides={"basket": {"symbols": ["BTC", "ETH"]}, "data_sources": {"perps_venue": "none"}}
+    )
+    with ReplayServer() as server:
+        frames = {s: frame_from_feather(real_feather(s, "1h")) for s in ("BTC", "ETH")}
+        for symbol, frame in frames.items():
+            server.add_klines(symbol, "USDT", "1h", frame)
+        last_open = frames["BTC"]["date"].iloc[-1]
+        now = last_open + pd.Timedelta(minutes=90)  # the last bar closed 30 minutes ago
+        server.now_ms = now
+
+        def plane(at):
+            source = CcxtSource(cfg, api_url=server.url, enable_rate_limit=False)
+            return DataPlane(cfg, ParquetStore(tmp_path), source, now=at)
+
+        first = plane(now).refresh_all(["BTC", "ETH"])
+        assert first.ok, first.errors
+        assert {s.rows["1h"] for s in first.symbols} == {5980}
+        before = server.count("klines")
+        second = plane(now).refresh_all(["BTC", "ETH"])
+        assert [s.new_rows for s in second.symbols] == [0, 0]
+        assert server.count("klines") - before == 0  # nothing could have closed: no request at all
+        before = server.count("klines")
+        third = plane(now + pd.Timedelta(hours=1)).refresh_all(["BTC", "ETH"])
+        assert [s.new_rows for s in third.symbols] == [0, 0]  # the exchange has nothing newer
+        assert server.count("klines") - before == 2  # one request per symbol
+
+
+def test_make_source_names_and_errors(default_config):
+    assert make_source(default_config).name == "synthetic"
+    with pytest.raises(ValueError, match="--data-dir"):
+        make_source(default_config, "files")
+    with pytest.raises(ValueError, match="unknown source"):
+        make_source(default_config, "bloomberg")
