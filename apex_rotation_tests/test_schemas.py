@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+import pytest
+from pydantic import ValidationError
+
+from apex_rotation.schemas import (
+    Bar,
+    FeatureRow,
+    SchemaViolation,
+    SignalRecord,
+    TradeRecord,
+    bars_schema,
+    frame_to_records,
+    read_jsonl,
+    records_to_frame,
+    validate_frame,
+    write_jsonl,
+)
+from apex_rotation.store.parquet import ParquetStore
+
+T0 = datetime(2024, 3, 4, 8, tzinfo=UTC)
+
+
+def _bars(n: int = 6, tf: str = "4h") -> pd.DataFrame:
+    idx = pd.date_range("2024-03-04", periods=n, freq=tf, tz="UTC", name="open_time")
+    close = np.linspace(100, 105, n)
+    df = pd.DataFrame(
+        {
+            "open": close - 0.5,
+            "high": close + 1,
+            "low": close - 1,
+            "close": close,
+            "volume": np.full(n, 10.0),
+        },
+        index=idx,
+    )
+    return df.assign(close_time=df.index + pd.Timedelta(tf))
+
+
+def test_records_round_trip_through_jsonl_and_parquet(tmp_path):
+    bar = Bar(
+        symbol="SOL",
+        timeframe="4h",
+        open_time=T0,
+        close_time=T0.replace(hour=12),
+        open=1,
+        high=2,
+        low=0.5,
+        close=1.5,
+        volume=3,
+    )
+    feature = FeatureRow(
+        symbol="SOL", timeframe="4h", open_time=T0, rsi=55.0, corr_eth_14=0.84, beta_eth_14=1.87
+    )
+    signal = SignalRecord(
+        symbol="APT",
+        timeframe="4h",
+        bar_time=T0,
+        apex_asset="ETH",
+        apex_move="+5.2%",
+        coin_move="+1.0%",
+        correlation=0.84,
+        beta=1.87,
+        signal_strength="HIGH",
+        status="LAGGING_ROTATION",
+        reasons=["volume 3.1x EMA20 (≥ 2.0x)"],
+    )
+    trade = TradeRecord(symbol="APT", side="long", entry_time=T0, entry_price=10, stop_price=9.5, size=15)
+    for record in (bar, feature, signal, trade):
+        path = write_jsonl([record, record], tmp_path / f"{type(record).__name__}.jsonl")
+        assert read_jsonl(type(record), path) == [record, record]
+    frame = records_to_frame([signal, signal]).set_index("symbol")
+    ParquetStore(tmp_path).write("signals", "4h", "basket", frame)
+    back = ParquetStore(tmp_path).read("signals", "4h", "basket")
+    assert frame_to_records(SignalRecord, back) == [signal, signal]
+
+
+def test_record_models_refuse_bad_values():
+    with pytest.raises(ValidationError, match="greater than 0"):
+        Bar(
+            symbol="X", timeframe="1h", open_time=T0, close_time=T0, open=-1, high=1, low=1, close=1, volume=1
+        )
+    with pytest.raises(ValidationError, match="signal_strength"):
+        SignalRecord(
+            symbol="X",
+            timeframe="4h",
+            bar_time=T0,
+            apex_asset="ETH",
+            apex_move="+5%",
+            coin_move="0%",
+            correlation=0.8,
+            beta=2,
+            signal_strength="HUGE",
+            status="LAGGING_ROTATION",
+        )
+    with pytest.raises(ValidationError, match="extra"):
+        TradeRecord(symbol="X", side="long", entry_time=T0, entry_price=1, stop_price=1, size=1, leverage=10)
+
+
+def test_bar_schema_accepts_canonical_bars():
+    validate_frame(bars_schema("4h"), _bars(), "ok")
+    audited = _bars().assign(filled=False, fill_reason="", outlier=False)
+    validate_frame(bars_schema("4h", audited=True), audited, "ok")
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda d: d.assign(high=d["low"] - 1), "open/close outside"),
+        (lambda d: d.assign(volume=-d["volume"]), "greater_than_or_equal_to"),
+        (lambda d: d.assign(close_time=d["close_time"] + pd.Timedelta("1h")), "close_time != open_time"),
+        (
+            lambda d: d.set_axis(d.index + pd.Timedelta("1h")).assign(
+                close_time=lambda x: x.index + pd.Timedelta("4h")
+            ),
+            "off the 4h grid",
+        ),
+        (lambda d: d.iloc[::-1], "not increasing"),
+    ],
+)
+def test_bar_schema_names_what_is_wrong(mutate, message):
+    with pytest.raises(SchemaViolation, match=message) as err:
+        validate_frame(bars_schema("4h"), mutate(_bars()), "bars SOL 4h")
+    assert "bars SOL 4h" in str(err.value)
+
+
+def test_audited_schema_refuses_a_gap_and_unknown_fill_reason():
+    audited = _bars().assign(filled=False, fill_reason="", outlier=False)
+    with pytest.raises(SchemaViolation, match="gap in an audited grid"):
+        validate_frame(bars_schema("4h", audited=True), audited.drop(audited.index[2]), "audited")
+    with pytest.raises(SchemaViolation, match="isin"):
+        validate_frame(bars_schema("4h", audited=True), audited.assign(fill_reason="guess"), "audited")
