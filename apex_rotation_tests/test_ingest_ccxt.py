@@ -84,8 +84,7 @@ def klines_queries(server: ReplayServer) -> list[dict[str, str]]:
 
 # --------------------------------------------------------------------------------------- recorded responses
 
-RECORDED = binance_ohlcv_case()  # BTC/USDT 1h since 1706628191000, three raw kline rows
-REC_SINCE, REC_UNTIL = ts(RECORDED["input"][2]), ts(1706637600000)
+REC_SINCE, REC_UNTIL = ts(1706628191000), ts(1706637600000)  # the recorded case: BTC/USDT 1h, 3 raw rows
 REC_NOW = pd.Timestamp("2024-02-01", tz="UTC")
 
 
@@ -96,7 +95,7 @@ def fetch_recorded(h: Harness) -> pd.DataFrame:
 def test_parses_the_recorded_binance_response(cfg, server):
     h = Harness(cfg, server, REC_NOW)
     out = fetch_recorded(h)
-    assert rows(out) == RECORDED["parsedResponse"]
+    assert rows(out) == binance_ohlcv_case()["parsedResponse"]
     assert out["ticker"].tolist() == ["BTC"] * 3
     assert out.dtypes["open_time"] == np.int64 and out.dtypes["close"] == np.float64
     assert [r.path for r in server.requests] == ["/api/v3/exchangeInfo", "/api/v3/klines"]
@@ -165,8 +164,8 @@ def test_in_progress_bar_is_kept_and_an_incremental_noop_costs_one_request(cfg, 
 def test_markets_load_once_per_instance_with_retries(cfg, server):
     h = Harness(cfg, server, REC_NOW)
     server.inject("exchangeInfo", truncated())
-    assert rows(fetch_recorded(h)) == RECORDED["parsedResponse"]
-    assert rows(fetch_recorded(h)) == RECORDED["parsedResponse"]
+    assert rows(fetch_recorded(h)) == binance_ohlcv_case()["parsedResponse"]
+    assert rows(fetch_recorded(h)) == binance_ohlcv_case()["parsedResponse"]
     assert server.count("exchangeInfo") == 2 and server.count("klines") == 2 and len(h.sleeps) == 1
 
 
@@ -195,7 +194,7 @@ RETRIED = {
 def test_fault_is_retried_then_succeeds(cfg, server, fault: Fault):
     h = Harness(cfg, server, REC_NOW)
     server.inject("klines", fault)
-    assert rows(fetch_recorded(h)) == RECORDED["parsedResponse"]
+    assert rows(fetch_recorded(h)) == binance_ohlcv_case()["parsedResponse"]
     assert server.count("klines") == 2
     assert len(h.sleeps) == 1 and 0.0 <= h.sleeps[0] <= 0.5  # full jitter under the first cap
 
@@ -203,7 +202,7 @@ def test_fault_is_retried_then_succeeds(cfg, server, fault: Fault):
 def test_retry_after_is_honoured(cfg, server):
     h = Harness(cfg, server, REC_NOW)
     server.inject("klines", http_status(429, retry_after=7), http_status(418, retry_after=2))
-    assert rows(fetch_recorded(h)) == RECORDED["parsedResponse"]
+    assert rows(fetch_recorded(h)) == binance_ohlcv_case()["parsedResponse"]
     assert h.sleeps == [7.0, 2.0]
 
 
