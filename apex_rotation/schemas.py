@@ -222,3 +222,127 @@ def validate_frame(schema: pa.DataFrameSchema, df: pd.DataFrame, what: str) -> p
 
 class SchemaViolation(ValueError):
     """A frame broke its pandera schema; the message names the frame and the failing checks."""
+
+
+def _utc_index(name: str, unique: bool = True) -> pa.Index:
+    return pa.Index(
+        UTC_NS,
+        name=name,
+        unique=unique,
+        checks=pa.Check(lambda s: s.is_monotonic_increasing, error=f"{name} not increasing"),
+    )
+
+
+def _bounded(lo: float, hi: float) -> pa.Column:
+    return pa.Column("float64", pa.Check.in_range(lo, hi), nullable=True)
+
+
+def features_schema() -> pa.DataFrameSchema:
+    """A `features` partition: the FeatureRow columns and their ranges (NaN allowed while warming up)."""
+    corr_beta = {
+        f"{kind}_{bench}_{days}": _bounded(-1.0, 1.0)
+        if kind == "corr"
+        else pa.Column("float64", nullable=True)
+        for kind in ("corr", "beta")
+        for bench in ("btc", "eth")
+        for days in (14, 30)
+    }
+    return pa.DataFrameSchema(
+        {
+            "ret": pa.Column("float64", pa.Check.gt(-1.0), nullable=True),
+            "vol_z": pa.Column("float64", nullable=True),
+            "atr": pa.Column("float64", pa.Check.ge(0), nullable=True),
+            "rsi": _bounded(0.0, 100.0),
+            "adx": _bounded(0.0, 100.0),
+            "macd": pa.Column("float64", nullable=True),
+            "macd_signal": pa.Column("float64", nullable=True),
+            "ema_20": pa.Column("float64", pa.Check.gt(0), nullable=True),
+            "ema_50": pa.Column("float64", pa.Check.gt(0), nullable=True),
+            "ema_200": pa.Column("float64", pa.Check.gt(0), nullable=True),
+            "fib_zone": pa.Column(
+                object,
+                pa.Check(lambda s: s.dropna().isin(FIB_ZONE_LABELS).all(), error="unknown fib_zone"),
+                nullable=True,
+            ),
+            "volume_trend": pa.Column("float64", nullable=True),
+            "oi_chg": pa.Column("float64", nullable=True),
+            "funding": pa.Column("float64", nullable=True),
+            **corr_beta,
+        },
+        index=_utc_index("open_time"),
+        strict=False,
+        name="features",
+    )
+
+
+FIB_ZONE_LABELS = ["above", "0-23.6", "23.6-38.2", "38.2-50", "50-61.8", "61.8-78.6", "78.6-100", "below"]
+TD_TYPES = ["buy", "sell"]
+
+
+def td_state_schema() -> pa.DataFrameSchema:
+    """A `td_state` partition: the spec's §7 columns and their invariants."""
+    kind = {"checks": pa.Check.isin(TD_TYPES), "nullable": True}
+    return pa.DataFrameSchema(
+        {
+            "td_flip": pa.Column(object, pa.Check.isin(["bearish", "bullish"]), nullable=True),
+            "td_setup_type": pa.Column(object, **kind),
+            "td_setup_count": pa.Column("int64", pa.Check.ge(0)),
+            "td_perfected": pa.Column(bool),
+            "td_countdown_type": pa.Column(object, **kind),
+            "td_countdown": pa.Column("int64", pa.Check.in_range(0, 13)),
+            "td_countdown_deferred": pa.Column(bool),
+            "td_tdst_buy": pa.Column("float64", nullable=True),
+            "td_tdst_sell": pa.Column("float64", nullable=True),
+            "td_tdst_breach": pa.Column(object, pa.Check.isin(["up", "down", "both"]), nullable=True),
+            "td_setup_risk_level": pa.Column("float64", nullable=True),
+            "td_countdown_risk_level": pa.Column("float64", nullable=True),
+        },
+        index=_utc_index("open_time"),
+        strict=True,
+        name="td_state",
+    )
+
+
+def signals_schema() -> pa.DataFrameSchema:
+    """A `rotation_candidates` table: SignalRecord fields, one row per candidate."""
+    move = pa.Check.str_matches(r"^[+-]\d+\.\d%$")
+    return pa.DataFrameSchema(
+        {
+            "bar_time": pa.Column(UTC_NS),
+            "timeframe": pa.Column(str, pa.Check.isin(list(TIMEFRAMES))),
+            "symbol": pa.Column(str),
+            "apex_asset": pa.Column(str),
+            "apex_move": pa.Column(str, move),
+            "coin_move": pa.Column(str, move),
+            "correlation": pa.Column("float64", pa.Check.in_range(-1.0, 1.0)),
+            "beta": pa.Column("float64"),
+            "signal_strength": pa.Column(str, pa.Check.isin(["HIGH", "MEDIUM", "LOW"])),
+            "status": pa.Column(str, pa.Check.eq("LAGGING_ROTATION")),
+        },
+        strict=False,
+        coerce=True,  # an empty history carries object columns
+        name="rotation_candidates",
+    )
+
+
+def trades_schema() -> pa.DataFrameSchema:
+    """Simulated trades: TradeRecord fields; a stop on the loss side of entry."""
+
+    def stop_on_loss_side(df: pd.DataFrame) -> pd.Series:
+        return ((df["side"] == "long") & (df["stop_price"] < df["entry_price"])) | (
+            (df["side"] == "short") & (df["stop_price"] > df["entry_price"])
+        )
+
+    return pa.DataFrameSchema(
+        {
+            "symbol": pa.Column(str),
+            "side": pa.Column(str, pa.Check.isin(["long", "short"])),
+            "entry_time": pa.Column(UTC_NS),
+            "entry_price": pa.Column("float64", pa.Check.gt(0)),
+            "stop_price": pa.Column("float64", pa.Check.gt(0)),
+            "size": pa.Column("float64", pa.Check.ge(0)),
+        },
+        checks=pa.Check(stop_on_loss_side, error="stop not on the loss side of entry"),
+        strict=False,
+        name="trades",
+    )

@@ -181,3 +181,39 @@ def test_make_source_names_and_errors(default_config):
         make_source(default_config, "files")
     with pytest.raises(ValueError, match="unknown source"):
         make_source(default_config, "bloomberg")
+
+
+@requires_shared
+def test_a_symbol_naming_its_venue_is_fetched_there(tmp_path):
+    """SOL from Hyperliquid while the rest of the basket comes from Binance (the seed's HYPE case)."""
+    from apex_rotation.ingest.hyperliquid_source import HyperliquidSource
+
+    with ReplayServer() as server:
+        cfg = load_config(
+            overrides={
+                "basket": {"symbols": ["BTC", "ETH", {"symbol": "SOL", "venue": "hyperliquid"}]},
+                "data_sources": {
+                    "perps_venue": "none",
+                    "hyperliquid_url": server.url,
+                    "ccxt_url": server.url,
+                },
+            }
+        )
+        frames = {s: frame_from_feather(real_feather(s, "1h")) for s in ("BTC", "ETH", "SOL")}
+        frames["SOL"] = frames["SOL"][frames["SOL"]["date"] <= frames["BTC"]["date"].iloc[-1]].iloc[-600:]
+        server.add_klines("BTC", "USDT", "1h", frames["BTC"])
+        server.add_klines("ETH", "USDT", "1h", frames["ETH"])
+        server.add_candles("SOL", "1h", frames["SOL"])
+        now = frames["BTC"]["date"].iloc[-1] + pd.Timedelta(minutes=90)
+        server.now_ms = now
+        plane = DataPlane(cfg, ParquetStore(tmp_path), CcxtSource(cfg, enable_rate_limit=False), now=now)
+        plane._venue_sources["hyperliquid"] = HyperliquidSource(cfg, clock=lambda: now)  # the replay's clock
+        summary = plane.refresh_all(cfg.basket.names)
+        assert summary.ok, summary.errors
+        store = ParquetStore(tmp_path)
+        assert store.meta(BARS, "1h", "SOL")["venue"] == "hyperliquid"
+        assert store.meta(BARS, "1h", "BTC")["venue"] == "binance"
+        assert server.count("candleSnapshot") >= 1 and server.count("klines") >= 2
+        sol = store.read(BARS, "1h", "SOL")
+        expected = frames["SOL"].set_index("date").loc[sol.index, "close"]
+        assert (sol["close"].to_numpy() == expected.to_numpy()).all() and len(sol) == 600

@@ -134,3 +134,73 @@ def test_audited_schema_refuses_a_gap_and_unknown_fill_reason():
         validate_frame(bars_schema("4h", audited=True), audited.drop(audited.index[2]), "audited")
     with pytest.raises(SchemaViolation, match="isin"):
         validate_frame(bars_schema("4h", audited=True), audited.assign(fill_reason="guess"), "audited")
+
+
+def test_stage_schemas_enforce_their_invariants(small_features):
+    from apex_rotation.features import td
+    from apex_rotation.schemas import features_schema, signals_schema, td_state_schema, trades_schema
+
+    validate_frame(features_schema(), small_features, "features")
+    with pytest.raises(SchemaViolation, match="corr_eth_14"):
+        validate_frame(features_schema(), small_features.assign(corr_eth_14=1.2), "features")
+
+    state = td.compute(_bars(40, "1h"))
+    validate_frame(td_state_schema(), state, "td")
+    with pytest.raises(SchemaViolation, match="td_countdown"):
+        validate_frame(td_state_schema(), state.assign(td_countdown=14), "td")
+
+    candidates = pd.DataFrame(
+        {
+            "bar_time": [pd.Timestamp(T0)],
+            "timeframe": ["4h"],
+            "symbol": ["APT"],
+            "apex_asset": ["ETH"],
+            "apex_move": ["+5.2%"],
+            "coin_move": ["+1.0%"],
+            "correlation": [0.84],
+            "beta": [1.87],
+            "signal_strength": ["HIGH"],
+            "status": ["LAGGING_ROTATION"],
+        }
+    )
+    validate_frame(signals_schema(), candidates, "candidates")
+    with pytest.raises(SchemaViolation, match="apex_move"):
+        validate_frame(signals_schema(), candidates.assign(apex_move="5.2"), "candidates")
+
+    trades = records_to_frame(
+        [TradeRecord(symbol="APT", side="long", entry_time=T0, entry_price=10, stop_price=9.5, size=15)]
+    )
+    trades["entry_time"] = pd.to_datetime(trades["entry_time"], utc=True)
+    validate_frame(trades_schema(), trades, "trades")
+    with pytest.raises(SchemaViolation, match="loss side"):
+        validate_frame(trades_schema(), trades.assign(stop_price=11.0), "trades")
+
+
+@pytest.fixture
+def small_features() -> pd.DataFrame:
+    from apex_rotation.config import load_config
+    from apex_rotation.features.build import build_features, model_returns
+
+    cfg = load_config()
+    rng = np.random.default_rng(3)
+    n = 400
+    idx = pd.date_range("2024-01-01", periods=n, freq="4h", tz="UTC", name="open_time")
+
+    def bars(scale: float) -> pd.DataFrame:
+        close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01 * scale, n)))
+        df = pd.DataFrame(
+            {
+                "open": close,
+                "high": close * 1.01,
+                "low": close * 0.99,
+                "close": close,
+                "volume": rng.uniform(1, 2, n),
+                "filled": False,
+            },
+            index=idx,
+        )
+        return df.assign(close_time=df.index + pd.Timedelta("4h"))
+
+    btc, eth, alt = bars(1), bars(1.2), bars(2)
+    bench = {"BTC": model_returns(btc, cfg), "ETH": model_returns(eth, cfg)}
+    return build_features(alt, bench_returns=bench, timeframe="4h", cfg=cfg)

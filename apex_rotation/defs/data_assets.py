@@ -5,12 +5,14 @@ Dagster's IO manager never pickles a frame and a single-run backfill of all 51 p
 """
 
 import dagster as dg
+from dagster_duckdb import DuckDBResource
 
 from apex_rotation.config import AppConfig
 from apex_rotation.defs.partitions import group_by_symbol, split_keys, symbol_timeframe_partitions
 from apex_rotation.defs.resources import ApexResource
 from apex_rotation.log import redact_obj
 from apex_rotation.schemas import SchemaViolation, bars_schema, validate_frame
+from apex_rotation.store.query import connect, row_counts
 from apex_rotation.store.refresh import AUDITED_BARS, BARS
 
 
@@ -78,10 +80,14 @@ def build_data_assets(cfg: AppConfig) -> list[dg.AssetsDefinition]:
         description="Audited bars on a gap-free grid: gaps and bad ticks replaced by flagged flat bars, "
         "outlier returns flagged (docs/data-policy.md). Validated before it is written.",
     )
-    def audited_bars(context: dg.AssetExecutionContext, apex: ApexResource) -> dg.MaterializeResult:
+    def audited_bars(
+        context: dg.AssetExecutionContext, apex: ApexResource, duckdb: DuckDBResource
+    ) -> dg.MaterializeResult:
         pairs = split_keys(partitions, context.partition_keys)
         plane = apex.data_plane()
         reports = [plane.audit(symbol, tf) for symbol, tf in pairs]
+        with duckdb.get_connection() as con:  # in-memory: reads the Parquet files, holds no file lock
+            stored = row_counts(connect(apex.store.root, con), AUDITED_BARS)
         limit = apex.config.audit.max_missing_pct
         over = {f"{r.symbol}|{r.timeframe}": r.missing_pct for r in reports if r.missing_pct > limit}
         return dg.MaterializeResult(
@@ -91,6 +97,7 @@ def build_data_assets(cfg: AppConfig) -> list[dg.AssetsDefinition]:
                 "missing": sum(r.missing for r in reports),
                 "filled": sum(r.filled for r in reports),
                 "report": dg.MetadataValue.json([r.model_dump(mode="json") for r in reports][:60]),
+                "store_rows": dg.MetadataValue.json(stored),
             },
             check_results=[
                 _schema_check(apex, AUDITED_BARS, pairs, audited=True),

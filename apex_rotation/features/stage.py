@@ -7,36 +7,30 @@ written.
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from apex_rotation.config import AppConfig
 from apex_rotation.features import td
-from apex_rotation.features.build import BENCHMARKS, CORR_WINDOWS_DAYS, build_features, model_returns
+from apex_rotation.features.build import BENCHMARKS, build_features, model_returns
+from apex_rotation.schemas import SchemaViolation, features_schema, td_state_schema, validate_frame
 from apex_rotation.store.parquet import ParquetStore
 from apex_rotation.store.refresh import AUDITED_BARS, FUNDING, OPEN_INTEREST
 
 FEATURES = "features"
 TD_STATE = "td_state"
-CORR_COLUMNS = [f"corr_{b.lower()}_{d}" for b in BENCHMARKS for d in CORR_WINDOWS_DAYS]
 
 
 def _optional(store: ParquetStore, asset: str, symbol: str) -> pd.DataFrame | None:
     return store.read(asset, None, symbol) if store.exists(asset, None, symbol) else None
 
 
-def feature_problems(frame: pd.DataFrame) -> list[str]:
-    """Invariants every features partition must hold."""
-    problems = []
-    corr = frame[CORR_COLUMNS].to_numpy()
-    if np.any(np.abs(corr[np.isfinite(corr)]) > 1.0):
-        problems.append("correlation outside [-1, 1]")
-    rsi = frame["rsi"].dropna()
-    if ((rsi < 0) | (rsi > 100)).any():
-        problems.append("rsi outside [0, 100]")
-    if (frame["atr"].dropna() < 0).any():
-        problems.append("negative atr")
-    return problems
+def schema_problems(schema, frame: pd.DataFrame, what: str) -> list[str]:
+    """The failed checks of a partition against its pandera schema (empty when it validates)."""
+    try:
+        validate_frame(schema, frame, what)
+    except SchemaViolation as exc:
+        return [str(exc)]
+    return []
 
 
 def compute_features(
@@ -54,7 +48,7 @@ def compute_features(
             funding=_optional(store, FUNDING, symbol),
             open_interest=_optional(store, OPEN_INTEREST, symbol),
         )
-        found = feature_problems(frame)
+        found = schema_problems(features_schema(), frame, f"features {symbol} {timeframe}")
         if found:
             problems[symbol] = found
             continue
@@ -62,19 +56,10 @@ def compute_features(
     return problems
 
 
-def td_problems(state: pd.DataFrame) -> list[str]:
-    problems = []
-    if (state["td_setup_count"] < 0).any():
-        problems.append("negative td_setup_count")
-    if not state["td_countdown"].between(0, 13).all():
-        problems.append("td_countdown outside 0..13")
-    return problems
-
-
 def compute_td_state(cfg: AppConfig, store: ParquetStore, timeframe: str, symbol: str) -> list[str]:
     """Write the `td_state` partition of one symbol/timeframe; returns its problems (then nothing is written)."""
     state = td.compute(store.read(AUDITED_BARS, timeframe, symbol), cfg.td)
-    found = td_problems(state)
+    found = schema_problems(td_state_schema(), state, f"td_state {symbol} {timeframe}")
     if not found:
         store.write(TD_STATE, timeframe, symbol, state)
     return found

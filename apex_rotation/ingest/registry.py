@@ -8,6 +8,7 @@ from apex_rotation.config import AppConfig, SourceName
 from apex_rotation.ingest.base import MarketDataSource
 
 SOURCE_NAMES: tuple[SourceName, ...] = ("synthetic", "ccxt", "hyperliquid", "files")
+OFFLINE_SOURCES = ("synthetic", "files")
 
 
 def make_source(
@@ -34,6 +35,15 @@ def make_source(
             raise ValueError("the files source needs --data-dir (a folder of feather or Binance CSV files)")
         return FilesSource(cfg, Path(data_dir))
     raise ValueError(f"unknown source {name!r}; expected one of {list(SOURCE_NAMES)}")
+
+
+def make_venue_source(cfg: AppConfig, venue: str) -> MarketDataSource:
+    """The live source of a venue named in the basket: "hyperliquid", or any ccxt exchange id."""
+    if venue == "hyperliquid":
+        return make_source(cfg, "hyperliquid")
+    from apex_rotation.ingest.ccxt_source import CcxtSource
+
+    return CcxtSource(cfg, exchange_id=venue)
 
 
 def make_perps_source(cfg: AppConfig, ohlcv_source: MarketDataSource) -> MarketDataSource | None:

@@ -13,6 +13,7 @@ import pandas as pd
 from apex_rotation.config import AppConfig
 from apex_rotation.features.build import BENCHMARKS, CORR_WINDOWS_DAYS
 from apex_rotation.features.loader import load
+from apex_rotation.schemas import signals_schema, validate_frame
 from apex_rotation.signals import confirm, rotation
 from apex_rotation.store.parquet import ParquetStore
 from apex_rotation.store.refresh import BARS, GROUND_TRUTH
@@ -95,6 +96,7 @@ def scan_timeframe(cfg: AppConfig, store: ParquetStore, timeframe: str) -> ScanR
         apex_frames, frames, cfg.apex, timeframe=timeframe, corr_window_days=cfg.apex.corr_window_days
     )
     history = history.reset_index(drop=True).rename_axis("row")
+    history = validate_frame(signals_schema(), history, f"rotation candidates {timeframe}")
     profile = basket_profile(frames)
     store.write(ROTATION_CANDIDATES, timeframe, BASKET_KEY, history)
     store.write(BASKET_PROFILE, timeframe, BASKET_KEY, profile)

@@ -42,3 +42,19 @@ def query(root: str | Path, sql: str, params: list | None = None) -> pd.DataFram
         return con.execute(sql, params or []).df()
     finally:
         con.close()
+
+
+def row_counts(con: duckdb.DuckDBPyConnection, asset: str) -> dict[str, dict[str, int]]:
+    """Rows per symbol in every view of an asset (`{"audited_bars_4h": {"BTC": 4380, …}, …}`)."""
+    views = [
+        name
+        for (name,) in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()
+        if name == asset or name.startswith(f"{asset}_")
+    ]
+    out = {}
+    for view in sorted(views):
+        rows = con.execute(
+            f'SELECT symbol, count(*) FROM "{view}" GROUP BY symbol ORDER BY symbol'
+        ).fetchall()
+        out[view] = {symbol: int(n) for symbol, n in rows}
+    return out

@@ -19,6 +19,7 @@ import pandas as pd
 from apex_rotation.config import AppConfig
 from apex_rotation.ingest.base import MarketDataSource, SourceError, UnsupportedData
 from apex_rotation.ingest.clean import clean_ohlcv
+from apex_rotation.ingest.registry import OFFLINE_SOURCES, make_venue_source
 from apex_rotation.log import kv
 from apex_rotation.schemas import bars_schema, validate_frame
 from apex_rotation.store.audit import AuditReport, audit_bars
@@ -71,6 +72,7 @@ class DataPlane:
         now: pd.Timestamp | None = None,
     ):
         self.cfg, self.store, self.source, self.perps_source = cfg, store, source, perps_source
+        self._venue_sources: dict[str, MarketDataSource] = {}
         self.now = pd.Timestamp(now) if now is not None else utc_now()
         window = source.history_window()
         if window is not None:  # a fixed history (synthetic, a file import) is "now" at its own end
@@ -90,9 +92,24 @@ class DataPlane:
         newest = last_closed_open(self.now, BASE_TIMEFRAME)
         return min(newest, window[1]) if window is not None else newest
 
+    def source_for(self, symbol: str) -> MarketDataSource:
+        """The symbol's own venue when the basket names one (HYPE on Hyperliquid while the rest come from
+        Binance); offline sources (synthetic, files) serve every symbol themselves."""
+        venue = self.cfg.basket.venue_of(symbol)
+        if venue is None or self.source.name in OFFLINE_SOURCES or venue == _venue_of(self.source):
+            return self.source
+        if venue not in self._venue_sources:
+            self._venue_sources[venue] = make_venue_source(self.cfg, venue)
+        return self._venue_sources[venue]
+
+    def close(self) -> None:
+        for source in self._venue_sources.values():
+            source.close()
+
     def refresh_bars(self, symbol: str, timeframes: Sequence[str] = TIMEFRAMES) -> SymbolRefresh:
         """Fetch new 1h bars, merge them into the stored base, rebuild the requested timeframes."""
         tf = BASE_TIMEFRAME
+        source = self.source_for(symbol)
         existing = self.store.read(BARS, tf, symbol) if self.store.exists(BARS, tf, symbol) else None
         since = (
             existing.index[-1] + delta(tf) if existing is not None and len(existing) else self._first_open()
@@ -100,36 +117,34 @@ class DataPlane:
         until = self._until()
         result = SymbolRefresh(symbol=symbol)
         if since <= until:
-            raw = self.source.fetch_ohlcv(symbol, tf, since, until)
+            raw = source.fetch_ohlcv(symbol, tf, since, until)
             cleaned = clean_ohlcv(
                 raw,
                 symbol=symbol,
                 timeframe=tf,
-                source=self.source.name,
+                source=source.name,
                 now=self.now,
                 allow_empty=existing is not None,
-                ticker=self.tickers(symbol),
+                ticker=tickers(self.cfg, source, symbol),
             )
             result.notes = {k: v for k, v in cleaned.notes.items() if v}
             base, result.new_rows, result.revised_rows = merge_bars(existing, cleaned.bars)
         else:
             base = existing
         if base is None or base.empty:
-            raise SourceError(f"{self.source.name}: no {tf} bars for {symbol} in [{since}, {until}]")
+            raise SourceError(f"{source.name}: no {tf} bars for {symbol} in [{since}, {until}]")
         for timeframe in timeframes:
             frame = resample(base, timeframe)
             frame = validate_frame(bars_schema(timeframe), frame, f"bars {symbol} {timeframe}")
             if timeframe == tf and not result.new_rows and existing is not None:
                 result.rows[timeframe] = len(frame)  # nothing changed: leave the file as it is
                 continue
-            self.store.write(BARS, timeframe, symbol, frame, meta={"source": self.source.name})
+            self.store.write(
+                BARS, timeframe, symbol, frame, meta={"source": source.name, "venue": _venue_of(source)}
+            )
             result.rows[timeframe] = len(frame)
         log.info("bars refreshed", extra=kv(symbol=symbol, new=result.new_rows, **result.notes))
         return result
-
-    def tickers(self, symbol: str) -> list[str]:
-        venue = getattr(self.source, "venue", self.source.name)  # ccxt: the exchange id, e.g. "binance"
-        return [span.ticker for span in self.cfg.ticker_spans(venue, symbol)]
 
     # ------------------------------------------------------------------ audit
 
@@ -248,6 +263,15 @@ class DataPlane:
         self.write_ground_truth()
         write_audit_report(self.store.root, summary.reports)
         return summary
+
+
+def _venue_of(source: MarketDataSource) -> str:
+    return getattr(source, "venue", source.name)  # ccxt: the exchange id, e.g. "binance"
+
+
+def tickers(cfg: AppConfig, source: MarketDataSource, symbol: str) -> list[str]:
+    """The venue tickers a symbol's bars may carry (all its alias spans), for the wrong-symbol check."""
+    return [span.ticker for span in cfg.ticker_spans(_venue_of(source), symbol)]
 
 
 def merge_bars(existing: pd.DataFrame | None, new: pd.DataFrame) -> tuple[pd.DataFrame, int, int]:
