@@ -11,8 +11,9 @@ from pathlib import Path
 
 from apex_rotation import log as logsetup
 from apex_rotation.config import DATA_DIR_ENV, AppConfig, ConfigError, load_config
+from apex_rotation.ingest.base import SourceError
 from apex_rotation.ingest.registry import SOURCE_NAMES, make_perps_source, make_source
-from apex_rotation.store.parquet import ParquetStore
+from apex_rotation.store.parquet import ParquetStore, StoreError
 from apex_rotation.store.refresh import AUDIT_REPORT_FILE, REPORTS_DIR, DataPlane, RefreshSummary, audit_store
 from apex_rotation.timeframes import TIMEFRAMES
 
@@ -108,7 +109,7 @@ def cmd_refresh(args: argparse.Namespace) -> int:
         source.close()
         if perps is not None and perps is not source:
             perps.close()
-    print(format_table(summary, timeframes))
+    print(logsetup.redact(format_table(summary, timeframes)))
     print(
         f"\nsource={source.name} symbols={len(symbols)} store={store.root} "
         f"report={store.root / REPORTS_DIR / AUDIT_REPORT_FILE} took={time.perf_counter() - started:.1f}s"
@@ -147,6 +148,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     result = run_pipeline(
         cfg, config_path=args.config, store_root=str(root), source=args.source, data_dir=args.data_dir
     )
+    if not result.success:
+        print(
+            "WARNING: the pipeline failed; what follows may be stale (see the errors above)", file=sys.stderr
+        )
     print(run_summary(cfg, ParquetStore(root), latest=args.latest))
     print(f"\nruns={','.join(result.run_ids)} took={time.perf_counter() - started:.1f}s")
     if result.failed_checks:
@@ -161,8 +166,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except ConfigError as exc:
-        print(f"apex: {logsetup.redact(str(exc))}", file=sys.stderr)
+    except (ValueError, SourceError, StoreError) as exc:  # config, bad input, unreachable source, empty store
+        print(f"apex {args.command}: {logsetup.redact(str(exc))}", file=sys.stderr)
         return 2
 
 

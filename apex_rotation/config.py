@@ -145,6 +145,17 @@ class ApexConfig(_Model):
     corr_min: float = Field(0.7, ge=-1, le=1)
     beta_min: float = 1.5
     corr_window_days: Literal[14, 30] = 14  # which rolling window gates corr/beta (read at the bar before)
+    strength_high_pct: float = Field(10.0, gt=0)  # expected catch-up (beta × apex move − coin move) for HIGH
+    strength_medium_pct: float = Field(6.0, gt=0)  # … for MEDIUM; below it LOW
+    trigger_timeframes: list[Timeframe] = ["4h", "1d"]  # bars on which an apex move can trigger a scan
+
+    @model_validator(mode="after")
+    def _strength_order(self) -> ApexConfig:
+        if self.strength_medium_pct > self.strength_high_pct:
+            raise ValueError(
+                f"strength_medium_pct {self.strength_medium_pct} > strength_high_pct {self.strength_high_pct}"
+            )
+        return self
 
 
 class MarketFiltersConfig(_Model):
@@ -175,6 +186,7 @@ class RiskConfig(_Model):
     stop_buffer_atr: float = Field(0.1, ge=0)  # how far beyond a TDST / swing level the stop sits, in ATR
     min_stop_atr: float = Field(0.25, ge=0)  # a TD/structure stop closer than this is noise: next source
     min_rr: float = Field(1.2, gt=0)
+    max_stop_atr: float = Field(4.0, gt=0)  # a TD/structure stop farther than this from entry is unusable
 
 
 class TechnicalsConfig(_Model):

@@ -15,7 +15,7 @@ def build_definitions(cfg: AppConfig | None = None, config_path: str | None = No
     cfg = cfg or load_config(config_path)
     bars, audited_bars = build_data_assets(cfg)
     features, td_state = build_feature_assets(cfg, audited_bars)
-    rotation_candidates, confirmations = build_signal_assets(cfg, features, td_state)
+    rotation_candidates, confirmations = build_signal_assets(cfg, features)
     data_job, signals_job = build_jobs(
         cfg, [bars, audited_bars, features, td_state], [rotation_candidates, confirmations]
     )

@@ -296,6 +296,7 @@ def td_state_schema() -> pa.DataFrameSchema:
             "td_tdst_breach": pa.Column(object, pa.Check.isin(["up", "down", "both"]), nullable=True),
             "td_setup_risk_level": pa.Column("float64", nullable=True),
             "td_countdown_risk_level": pa.Column("float64", nullable=True),
+            "filled": pa.Column(bool, required=False),
         },
         index=_utc_index("open_time"),
         strict=True,
@@ -345,4 +346,33 @@ def trades_schema() -> pa.DataFrameSchema:
         checks=pa.Check(stop_on_loss_side, error="stop not on the loss side of entry"),
         strict=False,
         name="trades",
+    )
+
+
+def confirmations_schema(window_bars: int) -> pa.DataFrameSchema:
+    """A `confirmations` table: one row per (candidate, watched bar) with a consistent status."""
+
+    def status_matches_verdict(df: pd.DataFrame) -> pd.Series:
+        return (df["status"] == "confirmed") == df["passed"]
+
+    def watched_after_trigger(df: pd.DataFrame) -> pd.Series:
+        return df["eval_time"] >= df["bar_time"]
+
+    return pa.DataFrameSchema(
+        {
+            "bar_time": pa.Column(UTC_NS),
+            "eval_time": pa.Column(UTC_NS),
+            "symbol": pa.Column(str),
+            "bars_after": pa.Column("int64", pa.Check.in_range(0, window_bars)),
+            "passed": pa.Column(bool),
+            "status": pa.Column(str, pa.Check.isin(["watching", "confirmed", "expired"])),
+            "rule": pa.Column(str),
+        },
+        checks=[
+            pa.Check(status_matches_verdict, error="status 'confirmed' exactly when the rule passed"),
+            pa.Check(watched_after_trigger, error="a watch row before its trigger bar"),
+        ],
+        strict=False,
+        coerce=True,
+        name="confirmations",
     )

@@ -85,7 +85,8 @@ def test_run_materializes_everything_and_prints_candidates(small_config, tmp_pat
     for asset in ("bars", "audited_bars", "features", "td_state", "rotation_candidates", "confirmations"):
         assert (tmp_path / asset).is_dir(), asset
     assert f"{tmp_path}/confirmations/<tf>/basket.parquet" in out
-    assert "[4h] 3 rotation candidates in history; vs planted ground truth: precision=1.0 recall=1.0" in out
+    assert "[4h] data through 2025-12-31T20:00:00+00:00: 3 candidates in history" in out
+    assert "vs planted ground truth: precision=1.0 recall=1.0" in out and "not a trigger timeframe" in out
     records = [json.loads(line) for line in out.splitlines() if line.strip().startswith("{")]
     assert {r["status"] for r in records} == {"LAGGING_ROTATION"} and len(records) == 3
     assert set(records[0]) >= {

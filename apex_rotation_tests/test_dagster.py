@@ -57,7 +57,7 @@ def test_definitions_load_with_the_whole_graph():
     assert keys == {"bars", "audited_bars", "features", "td_state", "rotation_candidates", "confirmations"}
     features = graph.get(dg.AssetKey("features"))
     assert len(features.partitions_def.get_partition_keys()) == 17 * 3
-    assert {s.name for s in defs.schedules} == {f"refresh_{tf}_at_bar_close" for tf in ("1h", "4h", "1d")}
+    assert {s.name for s in defs.schedules} == {"refresh_at_bar_close"}
     assert {s.name for s in defs.sensors} == {"signals_after_bar_close"}
     # features[SOL|4h] depends on audited_bars of SOL, BTC and ETH at 4h
     upstream = graph.get_parents_partitions(
@@ -124,26 +124,52 @@ def test_bad_bars_are_never_written_as_audited_bars(small_config_path, tmp_path,
     assert not any(ParquetStore(tmp_path).partitions("audited_bars"))
 
 
-def test_schedules_request_one_run_per_timeframe_at_bar_close():
+def test_one_schedule_requests_every_symbol_and_the_timeframes_that_closed():
     from apex_rotation.definitions import defs
 
-    schedule = next(s for s in defs.schedules if s.name == "refresh_4h_at_bar_close")
-    assert schedule.cron_schedule == "2 */4 * * *" and schedule.execution_timezone == "UTC"
-    context = dg.build_schedule_context(scheduled_execution_time=pd.Timestamp("2026-03-05 08:02", tz="UTC"))
-    request = next(iter(schedule.evaluate_tick(context).run_requests))
-    assert request.run_key == "4h|2026-03-05T08:00:00+00:00"
-    assert request.tags["dagster/asset_partition_range_start"] == "BTC|4h"
-    assert request.tags["dagster/asset_partition_range_end"] == "TIA|4h"
+    (schedule,) = defs.schedules
+    assert schedule.cron_schedule == "2 * * * *" and schedule.execution_timezone == "UTC"
+
+    def request_at(when: str) -> dg.RunRequest:
+        context = dg.build_schedule_context(scheduled_execution_time=pd.Timestamp(when, tz="UTC"))
+        return next(iter(schedule.evaluate_tick(context).run_requests))
+
+    at_0702, at_0802, at_0002 = (
+        request_at("2026-03-05 07:02"),
+        request_at("2026-03-05 08:02"),
+        request_at("2026-03-06 00:02"),
+    )
+    assert at_0702.run_key == "bar_close|2026-03-05T07:00:00+00:00"
+    assert (
+        at_0702.tags["dagster/asset_partition_range_start"],
+        at_0702.tags["dagster/asset_partition_range_end"],
+    ) == ("BTC|1h", "TIA|1h")
+    assert (
+        at_0802.tags["dagster/asset_partition_range_end"] == "TIA|4h"
+        and at_0802.tags["apex/timeframes"] == "1h,4h"
+    )
+    assert at_0002.tags["dagster/asset_partition_range_end"] == "TIA|1d"
+    # the box range really selects every symbol × {1h, 4h} and nothing else
+    job_def = defs.resolve_job_def(DATA_JOB)
+    keys = job_def.partitions_def.get_partition_keys_in_range(dg.PartitionKeyRange("BTC|1h", "TIA|4h"))
+    assert len(keys) == 17 * 2 and {str(k).split("|")[1] for k in keys} == {"1h", "4h"}
     # the same tick evaluated twice asks for the same run key, so Dagster launches it once
-    cfg = load_config()
-    again = bar_close_run_request(cfg, "4h", pd.Timestamp("2026-03-05 08:03", tz="UTC"))
-    assert again.run_key == request.run_key
+    assert (
+        bar_close_run_request(load_config(), pd.Timestamp("2026-03-05 08:03", tz="UTC")).run_key
+        == at_0802.run_key
+    )
 
 
 def test_signals_follow_a_bar_close_run():
-    request = signals_request({"apex/timeframe": "1h", "apex/bar_close": "2026-03-05T08:00:00+00:00"}, "r1")
+    request = signals_request(
+        {"apex/timeframes": "1h,4h", "apex/bar_close": "2026-03-05T08:00:00+00:00"}, "r1"
+    )
     assert isinstance(request, dg.RunRequest)
-    assert request.partition_key == "1h" and request.run_key == "signals|1h|2026-03-05T08:00:00+00:00"
+    assert request.run_key == "signals|2026-03-05T08:00:00+00:00"
+    assert (
+        request.tags["dagster/asset_partition_range_start"],
+        request.tags["dagster/asset_partition_range_end"],
+    ) == ("1h", "4h")
     assert isinstance(signals_request({}, "r2"), dg.SkipReason)
 
 
@@ -248,3 +274,26 @@ def test_concurrent_runs_of_different_partitions_share_the_store(small_config_pa
         (tf, s) for s in SYMBOLS for tf in ("1d", "1h", "4h")
     )
     assert len(store.read("audited_bars", "1h", "APT")) == 90 * 24
+
+
+def test_a_failing_check_blocks_the_write_and_says_why(small_config_path, tmp_path, monkeypatch):
+    import apex_rotation.features.stage as stage
+
+    real = stage.build_features
+
+    def broken(bars, **kwargs):
+        frame = real(bars, **kwargs)
+        return frame.assign(corr_eth_14=frame["corr_eth_14"] * 3)  # correlations outside [-1, 1]
+
+    monkeypatch.setattr(stage, "build_features", broken)
+    cfg = load_config(small_config_path)
+    defs = build_definitions(cfg, small_config_path)
+    resources = {"apex": ApexResource(config_path=small_config_path, store_root=str(tmp_path))}
+    result = _run(defs, DATA_JOB, full_range_tags("BTC|4h", "APT|4h"), resources)
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert checks["audited_bars_schema"].passed and not checks["features_invariants"].passed
+    problems = checks["features_invariants"].metadata["problems"].value
+    assert set(problems) == {f"{s}|4h" for s in SYMBOLS} and "corr_eth_14" in problems["SOL|4h"][0]
+    assert not result.success  # the blocking check stops the run after the step
+    store = ParquetStore(tmp_path)
+    assert not store.exists("features", "4h", "SOL") and store.exists("audited_bars", "4h", "SOL")

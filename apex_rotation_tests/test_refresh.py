@@ -217,3 +217,43 @@ def test_a_symbol_naming_its_venue_is_fetched_there(tmp_path):
         sol = store.read(BARS, "1h", "SOL")
         expected = frames["SOL"].set_index("date").loc[sol.index, "close"]
         assert (sol["close"].to_numpy() == expected.to_numpy()).all() and len(sol) == 600
+
+
+def test_synthetic_and_real_bars_never_splice(small_cfg, tmp_path):
+    synthetic_plane(small_cfg, tmp_path).refresh_all(["BTC"])
+
+    class RealLooking(SyntheticSource):
+        name = "ccxt"
+
+    plane = DataPlane(small_cfg, ParquetStore(tmp_path), RealLooking(small_cfg))
+    summary = plane.refresh_all(["BTC"])
+    assert "BTC" in summary.errors and "splice two markets" in summary.errors["BTC"]
+    assert ParquetStore(tmp_path).meta(BARS, "1h", "BTC")["source"] == "synthetic"
+
+
+def test_a_perps_outage_does_not_cost_the_spot_bars(small_cfg, tmp_path):
+    class DownPerps(SyntheticSource):
+        def fetch_funding(self, symbol, since, until):
+            raise ConnectionError("perps venue unreachable")
+
+    source = SyntheticSource(small_cfg)
+    plane = DataPlane(small_cfg, ParquetStore(tmp_path), source, perps_source=DownPerps(small_cfg))
+    summary = plane.refresh_all(["BTC", "ETH"])
+    assert set(summary.errors) == {"BTC:perps", "ETH:perps"}
+    assert ParquetStore(tmp_path).exists(AUDITED_BARS, "1d", "ETH")
+    assert {r.symbol for r in summary.reports} == {"BTC", "ETH"}
+
+
+def test_a_file_import_gets_no_live_perps_data(default_config, tmp_path):
+    files = make_source(default_config, "files", data_dir=tmp_path)
+    assert make_perps_source(default_config, files) is None
+    assert make_perps_source(default_config, make_source(default_config)).name == "synthetic"
+
+
+def test_the_audit_report_keeps_other_symbols(small_cfg, tmp_path):
+    synthetic_plane(small_cfg, tmp_path).refresh_all(["BTC", "ETH"])
+    synthetic_plane(small_cfg, tmp_path).refresh_all(["SOL"])
+    reports = json.loads((tmp_path / "reports" / "audit.json").read_text())
+    assert [(r["symbol"], r["timeframe"]) for r in reports] == [
+        (s, tf) for s in ("BTC", "ETH", "SOL") for tf in ("1h", "4h", "1d")
+    ]

@@ -9,20 +9,23 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from apex_rotation.config import ApexConfig
+from apex_rotation.config import ApexConfig, load_config
+from apex_rotation.signals import rotation
 from apex_rotation.signals.rotation import (
     CONTEXT_COLUMNS,
     HISTORY_COLUMNS,
     INSUFFICIENT_DATA,
     RotationCandidate,
     candidates_from_history,
+    format_move,
+    infer_timeframe,
     precision_recall,
     scan,
     scan_history,
     strength,
 )
 
-CFG = ApexConfig()  # move ≥ 4 %, alt ≤ 1.5 %, corr ≥ 0.7, beta ≥ 1.5
+CFG = ApexConfig()  # move ≥ 4 %, alt ≤ 1.5 %, corr ≥ 0.7, beta ≥ 1.5; catch-up HIGH ≥ 10 %, MEDIUM ≥ 6 %
 NAN = math.nan
 DAY0 = pd.Timestamp("2024-03-03", tz="UTC")
 DAY1 = pd.Timestamp("2024-03-04", tz="UTC")  # the trigger bar
@@ -100,7 +103,8 @@ def test_eth_plus_5_day_flags_exactly_the_lagging_followers() -> None:
     assert [c.symbol for c in got] == ["DIP", "APT", "CORR_EDGE", "COIN_EDGE"]
     assert [c.expected_catchup_pct for c in got] == pytest.approx([11.0, 8.35, 8.0, 6.0])
     assert {c.apex_asset for c in got} == {"ETH"}
-    assert all(c.signal_strength == "HIGH" for c in got)  # COIN_EDGE sits exactly on the 6 % cut-off
+    # ≥ 10 % HIGH, ≥ 6 % MEDIUM: COIN_EDGE sits exactly on the MEDIUM cut-off
+    assert [c.signal_strength for c in got] == ["HIGH", "MEDIUM", "MEDIUM", "MEDIUM"]
     apt = got[1]
     assert apt.to_record() == {
         "symbol": "APT",
@@ -109,7 +113,7 @@ def test_eth_plus_5_day_flags_exactly_the_lagging_followers() -> None:
         "coin_move": "+1.0%",
         "correlation": 0.84,
         "beta": 1.87,
-        "signal_strength": "HIGH",
+        "signal_strength": "MEDIUM",
         "status": "LAGGING_ROTATION",
         "bar_time": "2024-03-04T00:00:00+00:00",
         "timeframe": "1d",
@@ -195,11 +199,122 @@ def test_default_bar_is_the_last_common_apex_bar() -> None:
         scan(apex, {}, CFG, timeframe="1d", at="2024-03-04")
 
 
-def test_strength_cutoffs_and_a_medium_candidate() -> None:
-    assert [strength(x) for x in (6.0, 5.99, 3.0, 2.99)] == ["HIGH", "MEDIUM", "MEDIUM", "LOW"]
-    # ETH +4 %, beta 1.5, coin +1 %: catch-up 1.5·4 − 1 = 5 → MEDIUM
-    got = scan(eth_day(0.04), {"M": alt_day(0.01, 0.8, 1.5)}, CFG, timeframe="1d")
-    assert [(c.expected_catchup_pct, c.signal_strength) for c in got] == [(5.0, "MEDIUM")]
+# ---------------------------------------------------------------- the issue's API: scan(apex_assets, basket, cfg)
+
+
+def test_scan_as_written_in_the_issue_with_the_app_config() -> None:
+    cfg = load_config()  # the whole AppConfig: scan reads cfg.apex and its corr_window_days
+    apex_assets = eth_day()  # daily bars: the timeframe is inferred as 1d
+    basket = {
+        **apex_assets,
+        "APT": alt_day(0.01, 0.84, 1.87, corr_eth_30=[0.84, 0.1], beta_eth_30=[1.87, 0.2]),
+    }
+    got = rotation.scan(apex_assets, basket, cfg)
+    assert [(c.symbol, c.apex_asset, c.timeframe, c.bar_time) for c in got] == [
+        ("APT", "ETH", "1d", DAY1.to_pydatetime())
+    ]
+    assert got == scan(
+        apex_assets, basket, cfg.apex, timeframe="1d", corr_window_days=cfg.apex.corr_window_days
+    )
+    assert candidates_from_history(rotation.scan_history(apex_assets, basket, cfg)) == got
+
+
+def test_scan_as_written_in_the_issue_with_the_apex_config() -> None:
+    apex_assets = eth_day()
+    basket = {**apex_assets, "APT": alt_day(0.01, 0.84, 1.87)}
+    got = rotation.scan(apex_assets, basket, CFG)
+    assert [(c.symbol, c.timeframe, c.expected_catchup_pct) for c in got] == [
+        ("APT", "1d", pytest.approx(8.35))
+    ]
+    assert candidates_from_history(rotation.scan_history(apex_assets, basket, CFG)) == got
+    with pytest.raises(TypeError, match="ApexConfig or an AppConfig"):
+        rotation.scan(apex_assets, basket, {"move_threshold_pct": 4.0})  # type: ignore[arg-type]
+
+
+def test_the_config_picks_the_gate_window() -> None:
+    alt = alt_day(0.0, 0.2, 0.2, corr_eth_30=[0.9, 0.0], beta_eth_30=[1.6, 0.0])  # passes on 30 days only
+    assert rotation.scan(eth_day(), {"X": alt}, ApexConfig(corr_window_days=14)) == []
+    assert [c.beta for c in rotation.scan(eth_day(), {"X": alt}, ApexConfig(corr_window_days=30))] == [1.6]
+    app30 = load_config(overrides={"apex": {"corr_window_days": 30}})
+    assert [c.beta for c in rotation.scan(eth_day(), {"X": alt}, app30)] == [1.6]
+    assert list(rotation.scan_history(eth_day(), {"X": alt}, app30)["beta"]) == [1.6]
+    assert rotation.scan(eth_day(), {"X": alt}, app30, corr_window_days=14) == []  # explicit wins
+    app14 = load_config(overrides={"apex": {"corr_window_days": 14}})
+    assert rotation.scan_history(eth_day(), {"X": alt}, app14).empty
+
+
+def test_inferred_hourly_timeframe_reads_the_gate_one_hour_back() -> None:
+    t0 = pd.Timestamp("2024-03-04T10:00Z")
+    index = pd.DatetimeIndex([t0, t0 + pd.Timedelta(hours=1)])
+    apex = {"ETH": features(index, [0.0, 0.05])}
+    # the gate passes at t − 1h only; a 4h or 1d step would look up a missing bar and flag nothing
+    alt = features(index, [0.0, 0.0], corr_eth_14=[0.8, 0.0], beta_eth_14=[2.0, 0.0])
+    got = rotation.scan(apex, {"A": alt}, CFG)
+    assert [(c.symbol, c.timeframe, c.beta) for c in got] == [("A", "1h", 2.0)]
+    history = rotation.scan_history(apex, {"A": alt}, CFG)
+    assert list(zip(history["symbol"], history["timeframe"], strict=True)) == [("A", "1h")]
+
+
+def test_infer_timeframe_takes_the_most_common_step() -> None:
+    hourly = pd.date_range("2024-01-01", periods=50, freq="1h", tz="UTC")
+    four = pd.date_range("2024-01-01", periods=50, freq="4h", tz="UTC")
+    days = pd.date_range("2024-01-01", periods=10, freq="1D", tz="UTC")
+    assert infer_timeframe({"BTC": features(hourly.delete([5, 6, 20]), [0.0] * 47)}) == "1h"  # gaps
+    assert infer_timeframe({"BTC": features(four[::-1], [0.0] * 50)}) == "4h"  # order does not matter
+    assert infer_timeframe({"BTC": features(days.delete(4), [0.0] * 9)}) == "1d"
+    # steps pooled over the apex frames: 1 × 1d in one, 3 × 4h in the other → 4h
+    assert (
+        infer_timeframe({"BTC": features(days[:2], [0.0] * 2), "ETH": features(four[:4], [0.0] * 4)}) == "4h"
+    )
+    # a tie (one 1h step, one 4h step) goes to the shorter step
+    assert (
+        infer_timeframe({"BTC": features(hourly[:2], [0.0] * 2), "ETH": features(four[:2], [0.0] * 2)})
+        == "1h"
+    )
+    two_hourly = pd.date_range("2024-01-01", periods=5, freq="2h", tz="UTC")
+    with pytest.raises(ValueError, match="most common bar step 0 days 02:00:00 is none of"):
+        infer_timeframe({"BTC": features(two_hourly, [0.0] * 5)})
+    with pytest.raises(ValueError, match="no apex frame has two bars"):
+        rotation.scan({"BTC": features(days[:1], [0.05])}, {}, CFG)
+    with pytest.raises(ValueError, match="not a DatetimeIndex"):
+        infer_timeframe({"BTC": pd.DataFrame({"ret": [0.0, 0.0]})})
+
+
+def test_strength_cutoffs_come_from_the_config() -> None:
+    grades = [strength(x, CFG) for x in (10.0, 9.99, 6.0, 5.99, 4.5)]
+    assert grades == ["HIGH", "MEDIUM", "MEDIUM", "LOW", "LOW"]
+    custom = ApexConfig(strength_high_pct=8.0, strength_medium_pct=5.0)
+    assert [strength(x, custom) for x in (8.0, 7.99, 5.0, 4.99)] == ["HIGH", "MEDIUM", "MEDIUM", "LOW"]
+    assert strength(9.0, load_config(overrides={"apex": {"strength_high_pct": 9.0}})) == "HIGH"
+
+
+def test_every_grade_is_reachable_with_the_default_gates() -> None:
+    basket = {
+        "H": alt_day(0.0, 0.8, 2.0),  # beta 2 sat out ETH +5 %: 2·5 − 0 = 10 → HIGH
+        "M": alt_day(0.0, 0.8, 1.5),  # beta 1.5, flat: 1.5·5 = 7.5 → MEDIUM
+        "L": alt_day(0.015, 0.8, 1.5),  # beta 1.5, coin +1.5 % after ETH +4 %: the gate minimum 4.5 → LOW
+    }
+    got = scan(eth_day(0.05), {k: basket[k] for k in ("H", "M")}, CFG, timeframe="1d")
+    assert [(c.symbol, c.expected_catchup_pct, c.signal_strength) for c in got] == [
+        ("H", pytest.approx(10.0), "HIGH"),
+        ("M", pytest.approx(7.5), "MEDIUM"),
+    ]
+    [low] = scan(eth_day(0.04), {"L": basket["L"]}, CFG, timeframe="1d")
+    assert (low.expected_catchup_pct, low.signal_strength) == (pytest.approx(4.5), "LOW")
+    history = scan_history(eth_day(0.05), {k: basket[k] for k in ("H", "M")}, CFG, timeframe="1d")
+    assert list(history["signal_strength"]) == ["HIGH", "MEDIUM"]
+
+
+def test_format_move_rounds_before_signing() -> None:
+    assert [format_move(x) for x in (5.2, 0.04, -0.04, -0.0, 0.0, -0.06, -1.25)] == [
+        "+5.2%",
+        "+0.0%",
+        "+0.0%",  # not "-0.0%"
+        "+0.0%",
+        "+0.0%",
+        "-0.1%",
+        "-1.2%",  # -1.25 is -1.25 exactly: round half to even
+    ]
 
 
 def test_record_matches_the_seed_example_shape() -> None:
@@ -220,7 +335,7 @@ def test_record_matches_the_seed_example_shape() -> None:
         "symbol": "APT",
         "apex_asset": "ETH",
         "apex_move": "+5.2%",
-        "coin_move": "-0.0%",
+        "coin_move": "+0.0%",
         "correlation": 0.84,
         "beta": 1.87,
         "signal_strength": "HIGH",
@@ -267,6 +382,9 @@ def test_history_equals_scan_at_every_bar(seed: int) -> None:
     for t in apex["BTC"].index:
         expected = scan(apex, basket, CFG, timeframe="4h", at=t)
         assert candidates_from_history(history[history["bar_time"] == t]) == expected, t
+        if expected:
+            assert scan(apex, basket, CFG, at=t) == expected  # the timeframe inferred as 4h
+    pd.testing.assert_frame_equal(scan_history(apex, basket, CFG), history)
 
 
 def test_no_lookahead_truncating_after_t_keeps_bar_t() -> None:
@@ -278,6 +396,7 @@ def test_no_lookahead_truncating_after_t_keeps_bar_t() -> None:
         assert scan(cut_apex, cut_basket, CFG, timeframe="4h") == scan(
             apex, basket, CFG, timeframe="4h", at=t
         )
+        assert scan(cut_apex, cut_basket, CFG) == scan(apex, basket, CFG, timeframe="4h", at=t)  # inferred
         cut = scan_history(cut_apex, cut_basket, CFG, timeframe="4h")
         pd.testing.assert_frame_equal(cut, full[full["bar_time"] <= t].reset_index(drop=True))
 

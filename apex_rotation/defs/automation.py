@@ -1,10 +1,11 @@
-"""Jobs, schedules and sensors: at each bar close, one run per timeframe covering every symbol.
+"""Jobs, schedules and sensors: at each bar close, one run covering every symbol and every closed timeframe.
 
-`build_schedule_from_partitioned_job` rejects static × static partitions, so each schedule builds its run
-request itself: a partition range over the symbol dimension at one timeframe (multi-partition ranges are
-per dimension), and a run key made of the timeframe and the bar close, so a tick evaluated twice launches
-one run. When that run succeeds, a run-status sensor launches the cross-symbol signal run of the same
-timeframe.
+One hourly schedule: at hh:02 the 1h bar has closed, at 00/04/…/20 the 4h bar too, at 00:00 the 1d bar.
+Its run request selects the box of partitions every symbol × the timeframes that closed (multi-partition
+ranges are per dimension, and 1h < 4h < 1d is the dimension's order), with a run key made of the bar close,
+so a tick evaluated twice launches one run and no two runs fetch the same bars. When it succeeds, a
+run-status sensor launches the cross-symbol signal run for the same timeframes.
+(`build_schedule_from_partitioned_job` rejects static × static partitions, hence the hand-built request.)
 """
 
 import dagster as dg
@@ -12,19 +13,12 @@ import pandas as pd
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from apex_rotation.config import AppConfig
-from apex_rotation.defs.partitions import (
-    timeframe_range_tags,
-)
 from apex_rotation.timeframes import TIMEFRAMES, floor_to_grid
 
 # Minutes after the bar close: exchanges publish the closed candle within seconds; two minutes is slack.
 CLOSE_DELAY_MIN = 2
-CRON_BY_TIMEFRAME = {
-    "1h": f"{CLOSE_DELAY_MIN} * * * *",
-    "4h": f"{CLOSE_DELAY_MIN} */4 * * *",
-    "1d": f"{CLOSE_DELAY_MIN} 0 * * *",
-}
-TIMEFRAME_TAG = "apex/timeframe"
+CRON = f"{CLOSE_DELAY_MIN} * * * *"
+TIMEFRAMES_TAG = "apex/timeframes"
 BAR_CLOSE_TAG = "apex/bar_close"
 DATA_JOB = "bars_to_features_job"
 SIGNALS_JOB = "signals_job"
@@ -47,48 +41,56 @@ def build_jobs(
     return data_job, signals_job
 
 
-def bar_close_run_request(cfg: AppConfig, timeframe: str, when: pd.Timestamp) -> dg.RunRequest:
-    """The run for every symbol of `timeframe` after the bar that closed at or before `when`."""
-    close = floor_to_grid(pd.Timestamp(when), timeframe)
+def closed_timeframes(close: pd.Timestamp) -> list[str]:
+    """The timeframes whose bar closes at `close` (an hour boundary): 1h always, 4h every 4 hours, 1d at 00:00."""
+    return [tf for tf in TIMEFRAMES if close == floor_to_grid(close, tf)]
+
+
+def bar_close_run_request(cfg: AppConfig, when: pd.Timestamp) -> dg.RunRequest:
+    """The run for every symbol and every timeframe whose bar closed at the hour before `when`."""
+    close = floor_to_grid(pd.Timestamp(when), "1h")
+    closed = closed_timeframes(close)
+    names = cfg.basket.names
     return dg.RunRequest(
-        run_key=f"{timeframe}|{close.isoformat()}",
+        run_key=f"bar_close|{close.isoformat()}",
         tags={
-            **timeframe_range_tags(cfg, timeframe),
-            TIMEFRAME_TAG: timeframe,
+            "dagster/asset_partition_range_start": f"{names[0]}|{closed[0]}",
+            "dagster/asset_partition_range_end": f"{names[-1]}|{closed[-1]}",
+            TIMEFRAMES_TAG: ",".join(closed),
             BAR_CLOSE_TAG: close.isoformat(),
         },
     )
 
 
 def build_schedules(cfg: AppConfig, data_job: UnresolvedAssetJobDefinition) -> list[dg.ScheduleDefinition]:
-    schedules = []
-    for timeframe in TIMEFRAMES:
+    def evaluate(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+        return bar_close_run_request(cfg, pd.Timestamp(context.scheduled_execution_time))
 
-        def evaluate(context: dg.ScheduleEvaluationContext, timeframe: str = timeframe) -> dg.RunRequest:
-            return bar_close_run_request(cfg, timeframe, pd.Timestamp(context.scheduled_execution_time))
-
-        schedules.append(
-            dg.ScheduleDefinition(
-                name=f"refresh_{timeframe}_at_bar_close",
-                cron_schedule=CRON_BY_TIMEFRAME[timeframe],
-                execution_timezone="UTC",
-                job=data_job,
-                execution_fn=evaluate,
-                description=f"Every symbol's {timeframe} partitions, {CLOSE_DELAY_MIN} min after the bar close.",
-            )
+    return [
+        dg.ScheduleDefinition(
+            name="refresh_at_bar_close",
+            cron_schedule=CRON,
+            execution_timezone="UTC",
+            job=data_job,
+            execution_fn=evaluate,
+            description=f"{CLOSE_DELAY_MIN} min after every hour: all symbols, the timeframes whose bar closed.",
         )
-    return schedules
+    ]
 
 
 def signals_request(run_tags: dict[str, str], run_id: str) -> dg.RunRequest | dg.SkipReason:
-    """The signal run that follows a successful bar-close run of one timeframe."""
-    timeframe = run_tags.get(TIMEFRAME_TAG)
-    if timeframe not in TIMEFRAMES:
-        return dg.SkipReason(f"run {run_id} has no {TIMEFRAME_TAG} tag: not a bar-close run")
+    """The signal run that follows a successful bar-close run, for the timeframes that closed."""
+    closed = [tf for tf in run_tags.get(TIMEFRAMES_TAG, "").split(",") if tf in TIMEFRAMES]
+    if not closed:
+        return dg.SkipReason(f"run {run_id} has no {TIMEFRAMES_TAG} tag: not a bar-close run")
     return dg.RunRequest(
-        run_key=f"signals|{timeframe}|{run_tags.get(BAR_CLOSE_TAG, run_id)}",
-        partition_key=timeframe,
-        tags={TIMEFRAME_TAG: timeframe, BAR_CLOSE_TAG: run_tags.get(BAR_CLOSE_TAG, "")},
+        run_key=f"signals|{run_tags.get(BAR_CLOSE_TAG, run_id)}",
+        tags={
+            "dagster/asset_partition_range_start": closed[0],
+            "dagster/asset_partition_range_end": closed[-1],
+            TIMEFRAMES_TAG: ",".join(closed),
+            BAR_CLOSE_TAG: run_tags.get(BAR_CLOSE_TAG, ""),
+        },
     )
 
 

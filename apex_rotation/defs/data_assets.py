@@ -13,7 +13,7 @@ from apex_rotation.defs.resources import ApexResource
 from apex_rotation.log import redact_obj
 from apex_rotation.schemas import SchemaViolation, bars_schema, validate_frame
 from apex_rotation.store.query import connect, row_counts
-from apex_rotation.store.refresh import AUDITED_BARS, BARS
+from apex_rotation.store.refresh import AUDITED_BARS, BARS, write_audit_report
 
 
 def _schema_check(apex: ApexResource, asset: str, pairs, audited: bool) -> dg.AssetCheckResult:
@@ -86,6 +86,7 @@ def build_data_assets(cfg: AppConfig) -> list[dg.AssetsDefinition]:
         pairs = split_keys(partitions, context.partition_keys)
         plane = apex.data_plane()
         reports = [plane.audit(symbol, tf) for symbol, tf in pairs]
+        write_audit_report(apex.store.root, reports)
         with duckdb.get_connection() as con:  # in-memory: reads the Parquet files, holds no file lock
             stored = row_counts(connect(apex.store.root, con), AUDITED_BARS)
         limit = apex.config.audit.max_missing_pct

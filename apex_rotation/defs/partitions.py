@@ -48,12 +48,3 @@ def group_by_symbol(pairs: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
     for symbol, timeframe in pairs:
         grouped[symbol].add(timeframe)
     return {s: [tf for tf in TIMEFRAMES if tf in tfs] for s, tfs in grouped.items()}
-
-
-def timeframe_range_tags(cfg: AppConfig, timeframe: str) -> dict[str, str]:
-    """Run tags selecting every symbol of one timeframe (multi-partition ranges are per dimension)."""
-    names = cfg.basket.names
-    return {
-        "dagster/asset_partition_range_start": f"{names[0]}|{timeframe}",
-        "dagster/asset_partition_range_end": f"{names[-1]}|{timeframe}",
-    }

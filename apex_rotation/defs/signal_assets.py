@@ -5,12 +5,10 @@ import dagster as dg
 from apex_rotation.config import AppConfig
 from apex_rotation.defs.partitions import TIMEFRAME_DIM, timeframe_partitions
 from apex_rotation.defs.resources import ApexResource
-from apex_rotation.signals.stage import confirm_history, latest_status, scan_timeframe
+from apex_rotation.signals.stage import confirm_history, confirmation_problems, latest_status, scan_timeframe
 
 
-def build_signal_assets(
-    cfg: AppConfig, features: dg.AssetsDefinition, td_state: dg.AssetsDefinition
-) -> list[dg.AssetsDefinition]:
+def build_signal_assets(cfg: AppConfig, features: dg.AssetsDefinition) -> list[dg.AssetsDefinition]:
     partitions = timeframe_partitions()
     across_symbols = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name=TIMEFRAME_DIM)
 
@@ -49,13 +47,14 @@ def build_signal_assets(
         backfill_policy=dg.BackfillPolicy.single_run(),
         group_name="signals",
         kinds={"parquet"},
-        deps=[rotation_candidates, dg.AssetDep(td_state, partition_mapping=across_symbols)],
+        deps=[rotation_candidates, dg.AssetDep(features, partition_mapping=across_symbols)],
+        check_specs=[dg.AssetCheckSpec("confirmations_consistent", asset="confirmations", blocking=True)],
         description="Each candidate watched from its trigger bar for `confirm_window_bars` bars: pass/fail of "
         "the configured rule and the reason of every filter (volume spike, breakout, OI shift, funding "
         "flip/hot) per bar; missing data is said, never passed.",
     )
     def confirmations(context: dg.AssetExecutionContext, apex: ApexResource) -> dg.MaterializeResult:
-        counts = {}
+        counts, problems = {}, {}
         for tf in context.partition_keys:
             frame = confirm_history(apex.config, apex.store, tf)
             final = latest_status(frame)
@@ -63,6 +62,18 @@ def build_signal_assets(
                 "candidates": len(final),
                 **({} if final.empty else final["status"].value_counts().to_dict()),
             }
-        return dg.MaterializeResult(metadata={"by_timeframe": dg.MetadataValue.json(counts)})
+            found = confirmation_problems(apex.config, apex.store, tf)
+            if found:
+                problems[tf] = found
+        return dg.MaterializeResult(
+            metadata={"by_timeframe": dg.MetadataValue.json(counts)},
+            check_results=[
+                dg.AssetCheckResult(
+                    check_name="confirmations_consistent",
+                    passed=not problems,
+                    metadata={"problems": dg.MetadataValue.json(problems)},
+                )
+            ],
+        )
 
     return [rotation_candidates, confirmations]

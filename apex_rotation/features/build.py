@@ -51,7 +51,9 @@ def technical_features(bars: pd.DataFrame, breakout_lookback: int) -> pd.DataFra
     high, low, close, volume = bars["high"], bars["low"], bars["close"], bars["volume"]
     out = pd.DataFrame(index=bars.index)
     out["vol_z"] = ind.vol_z(volume, 20)
-    out["vol_ema20"] = ind.ema(volume, 20)
+    out["vol_ema20"] = ind.ema(volume, 20).shift(
+        1
+    )  # the baseline before this bar: a spike is not its own yardstick
     out["volume_trend"] = ind.ema(volume, 10) / ind.ema(volume, 50) - 1.0
     out["atr"] = ind.atr(high, low, close, 14)
     out["rsi"] = ind.rsi(close, 14)

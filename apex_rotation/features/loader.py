@@ -24,16 +24,20 @@ def load(
     start: pd.Timestamp | str | None = None,
     end: pd.Timestamp | str | None = None,
     root: str | Path | None = None,
+    assets: tuple[str, ...] = LOAD_ORDER,
 ) -> pd.DataFrame:
     """Bars (and features, when computed) for `symbol` at timeframe `tf`, open times in [start, end].
 
-    `cols` selects columns (KeyError naming the missing ones); `root` defaults to the configured store.
+    `cols` selects columns (KeyError naming the missing ones); `root` defaults to the configured store;
+    `assets` picks which stored stages to join (all that exist by default). Later stages are joined onto
+    the first one's bars: a stage not yet recomputed for the newest bars shows NaN there, never a shorter
+    frame.
     """
     store = ParquetStore(root or load_config().data_root())
     start = pd.Timestamp(start, tz="UTC") if isinstance(start, str) else start
     end = pd.Timestamp(end, tz="UTC") if isinstance(end, str) else end
     frames = []
-    for asset in LOAD_ORDER:
+    for asset in assets:
         if not store.exists(asset, tf, symbol):
             continue
         frame = store.read(asset, tf, symbol, start=start, end=end)
@@ -42,7 +46,7 @@ def load(
         frames.append(frame)
     if not frames:
         raise StoreError(f"nothing stored for {symbol} {tf} under {store.root}: run `apex refresh` first")
-    out = frames[0] if len(frames) == 1 else pd.concat(frames, axis=1, join="inner")
+    out = frames[0] if len(frames) == 1 else frames[0].join(frames[1:], how="left")
     if cols is not None:
         missing = [c for c in cols if c not in out.columns]
         if missing:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from apex_rotation.config import AppConfig
+from apex_rotation.config import AppConfig, TDConfig
 from apex_rotation.features import td
 from apex_rotation.features.build import BENCHMARKS, build_features, model_returns
 from apex_rotation.schemas import SchemaViolation, features_schema, td_state_schema, validate_frame
@@ -56,9 +56,44 @@ def compute_features(
     return problems
 
 
+TD_PERSISTENT = [
+    "td_setup_type",
+    "td_setup_count",
+    "td_countdown_type",
+    "td_countdown",
+    "td_tdst_buy",
+    "td_tdst_sell",
+]  # state a filled bar repeats from the last traded bar
+TD_EVENTS_BOOL = ["td_perfected", "td_countdown_deferred"]  # events: cleared on a filled bar
+TD_EVENTS_NUM = ["td_setup_risk_level", "td_countdown_risk_level"]
+TD_EVENTS_STR = ["td_flip", "td_tdst_breach"]
+
+
+def td_on_traded_bars(bars: pd.DataFrame, cfg: TDConfig) -> pd.DataFrame:
+    """TD Sequential over the bars that traded; a bar the audit filled repeats the previous state.
+
+    A flat filled bar would count as `C <= L[i-2]` and could print a countdown 13 that never happened, so
+    filled bars are left out of the count (as a chart skips missing candles) and get the state of the last
+    traded bar with no events (flip, perfection, deferral, breach, risk levels). `filled` is kept beside the
+    TD columns so a consumer can tell a repeated state from a new one.
+    """
+    filled = bars["filled"].to_numpy(bool) if "filled" in bars else None
+    if filled is None or not filled.any():
+        return td.compute(bars, cfg).assign(filled=False)
+    state = td.compute(bars[~filled], cfg).reindex(
+        bars.index, method="ffill"
+    )  # a filled row: the last traded one
+    gap = pd.Series(filled, index=bars.index)
+    state.loc[gap, TD_EVENTS_BOOL] = False
+    state.loc[gap, TD_EVENTS_NUM] = float("nan")
+    for col in TD_EVENTS_STR:
+        state[col] = state[col].astype(object).where(~gap & state[col].notna(), None)
+    return state.assign(filled=filled)
+
+
 def compute_td_state(cfg: AppConfig, store: ParquetStore, timeframe: str, symbol: str) -> list[str]:
     """Write the `td_state` partition of one symbol/timeframe; returns its problems (then nothing is written)."""
-    state = td.compute(store.read(AUDITED_BARS, timeframe, symbol), cfg.td)
+    state = td_on_traded_bars(store.read(AUDITED_BARS, timeframe, symbol), cfg.td)
     found = schema_problems(td_state_schema(), state, f"td_state {symbol} {timeframe}")
     if not found:
         store.write(TD_STATE, timeframe, symbol, state)

@@ -47,8 +47,13 @@ def make_venue_source(cfg: AppConfig, venue: str) -> MarketDataSource:
 
 
 def make_perps_source(cfg: AppConfig, ohlcv_source: MarketDataSource) -> MarketDataSource | None:
-    """Where funding and open interest come from: the OHLCV source when it has them, else the perps venue."""
+    """Where funding and open interest come from: the OHLCV source when it has them, else the perps venue.
+
+    A file import is offline and historical: it gets none (a live venue's current OI does not belong to it).
+    """
     if ohlcv_source.supports_funding or ohlcv_source.supports_open_interest:
         return ohlcv_source
+    if ohlcv_source.name in OFFLINE_SOURCES:
+        return None
     venue = cfg.data_sources.perps_venue
     return None if venue == "none" else make_source(cfg, venue)

@@ -1,21 +1,22 @@
 """Trade plan for one idea: where the stop goes, the target, the R:R and the position size.
 
-Stop, in order of preference (long; a short mirrors every level and sign):
+Stop, in order of preference (long; a short mirrors every level and sign). When TD contributes, the
+default stop is beyond TDST:
 
-1. TD, when `td` is given and `cfg.use_tdst_stop_when_td`:
-   * "tdst": `stop_buffer_atr` × ATR below TDST support (`td_tdst_sell`, the lowest true low of the last sell
-     setup): the level that, once closed under, ends the bullish case. The buffer keeps a wick that merely
-     tags the level from stopping us out.
-   * "td_risk": the TD setup risk level of a completed BUY setup (`td_setup_risk_level` with
-     `td_setup_type == "buy"`: its lowest low minus that bar's true range), used as is (it already sits a
-     true range beyond the low). It wins when it is tighter than the TDST stop, since it is then the
-     nearer point where the setup is invalidated.
-   A TD stop is usable only when its level is on the far side of entry and the stop is at least
-   `min_stop_atr` × ATR away (a stop inside the noise just buys a huge size). Unusable ⇒ next source.
-2. "structure": `stop_buffer_atr` × ATR beyond the swing low (`structure_low`; shorts: `structure_high`).
-   A swing level on the wrong side of entry is a caller error (ValueError); one closer than `min_stop_atr`
-   × ATR falls through to the ATR stop.
-3. "atr": `stop_atr_mult` × ATR from entry.
+1. "tdst", when `td` is given and `cfg.use_tdst_stop_when_td`: `stop_buffer_atr` × ATR below TDST support
+   (`td_tdst_sell`, the lowest true low of the last sell setup): the level that, once closed under, ends
+   the bullish case. The buffer keeps a wick that merely tags the level from stopping us out.
+2. "td_risk", same condition, only when the TDST stop is unusable: the TD setup risk level of a completed
+   BUY setup (`td_setup_risk_level` with `td_setup_type == "buy"`: its lowest low minus that bar's true
+   range), used as is (it already sits a true range beyond the low).
+3. "structure": `stop_buffer_atr` × ATR beyond the swing low (`structure_low`; shorts: `structure_high`).
+   A swing level on the wrong side of entry is a caller error (ValueError).
+4. "atr": `stop_atr_mult` × ATR from entry, always usable.
+
+A TD or structure stop is usable only when it is on the loss side of entry and its distance from entry is
+within [`min_stop_atr`, `max_stop_atr`] × ATR (inclusive, with a 1e-9 × ATR slack for float rounding).
+Closer is noise that buys a huge size; farther is a stale level (e.g. an old TDST far below price) that
+would make a huge stop. Unusable ⇒ next source, with the reason recorded.
 
 Target: `atr_mult_tp` × (`stop_atr_mult` × ATR) from entry, i.e. `atr_mult_tp` baseline-stop distances. It is
 volatility-sized and independent of which stop was chosen, so an ATR-stop trade has rr = `atr_mult_tp` and a
@@ -38,6 +39,7 @@ from apex_rotation.config import RiskConfig
 Side = Literal["long", "short"]
 StopSource = Literal["tdst", "td_risk", "structure", "atr"]
 RR_TOLERANCE = 1e-9
+DISTANCE_TOLERANCE_ATR = 1e-9  # slack on the min/max stop distance, in ATRs
 
 
 @dataclass(frozen=True)
@@ -72,13 +74,31 @@ def _positive(name: str, value: float) -> float:
     return x
 
 
+def _unusable(dist: float, atr: float, min_stop_atr: float, max_stop_atr: float) -> str | None:
+    """Why a stop `dist` from entry (loss side positive) is unusable, or None when it is usable."""
+    slack = DISTANCE_TOLERANCE_ATR * atr
+    if dist <= 0:
+        return "is not on the loss side of entry"
+    if dist < min_stop_atr * atr - slack:
+        return f"is {dist / atr:.3g}×ATR from entry, closer than min_stop_atr {min_stop_atr:g}"
+    if dist > max_stop_atr * atr + slack:
+        return f"is {dist / atr:.3g}×ATR from entry, farther than max_stop_atr {max_stop_atr:g}"
+    return None
+
+
 def _td_stop(
-    entry: float, side: Side, atr: float, td: Mapping[str, object], buffer: float, min_dist: float
+    entry: float,
+    side: Side,
+    atr: float,
+    td: Mapping[str, object],
+    buffer_atr: float,
+    min_stop_atr: float,
+    max_stop_atr: float,
 ) -> tuple[tuple[StopSource, float] | None, list[str]]:
-    """The TD stop (source, price) per the module docstring, or None; and the reasons either way."""
+    """The TD stop (source, price) per the module docstring — TDST first, else the setup risk level —
+    or None; and the reasons either way."""
     sign = 1.0 if side == "long" else -1.0
     reasons: list[str] = []
-    candidates: list[tuple[StopSource, float]] = []
 
     tdst_key = "td_tdst_sell" if side == "long" else "td_tdst_buy"
     tdst = _finite(td.get(tdst_key))
@@ -87,31 +107,24 @@ def _td_stop(
     elif sign * (entry - tdst) <= 0:
         reasons.append(f"{tdst_key} {tdst:.6g} is not on the stop side of entry {entry:.6g}")
     else:
-        stop = tdst - sign * buffer * atr
-        if sign * (entry - stop) < min_dist:
-            reasons.append(f"TDST stop {stop:.6g} closer than {min_dist:.6g} to entry")
-        else:
-            candidates.append(("tdst", stop))
+        stop = tdst - sign * buffer_atr * atr
+        why = _unusable(sign * (entry - stop), atr, min_stop_atr, max_stop_atr)
+        if why is None:
+            reasons.append(f"stop {buffer_atr:g}×ATR beyond TDST {tdst:.6g}")
+            return ("tdst", stop), reasons
+        reasons.append(f"TDST stop {stop:.6g} {why}")
 
     risk_type = "buy" if side == "long" else "sell"
     risk = _finite(td.get("td_setup_risk_level"))
-    if risk is not None and td.get("td_setup_type") == risk_type:
-        if sign * (entry - risk) < min_dist:
-            reasons.append(
-                f"TD {risk_type}-setup risk level {risk:.6g} wrong side of / closer than {min_dist:.6g}"
-            )
-        else:
-            candidates.append(("td_risk", risk))
-
-    if not candidates:
+    if risk is None or td.get("td_setup_type") != risk_type:
+        reasons.append(f"no TD {risk_type}-setup risk level")
         return None, reasons
-    # tighter = nearer to entry; on a tie TDST (listed first) stays
-    source, stop = min(candidates, key=lambda c: sign * (entry - c[1]))
-    if source == "tdst":
-        reasons.append(f"stop {buffer:g}×ATR beyond TDST {tdst:.6g}")
-    else:
-        reasons.append(f"stop at TD {risk_type}-setup risk level {stop:.6g} (tighter than TDST)")
-    return (source, stop), reasons
+    why = _unusable(sign * (entry - risk), atr, min_stop_atr, max_stop_atr)
+    if why is not None:
+        reasons.append(f"TD {risk_type}-setup risk level {risk:.6g} {why}")
+        return None, reasons
+    reasons.append(f"stop at TD {risk_type}-setup risk level {risk:.6g} (TDST unusable)")
+    return ("td_risk", risk), reasons
 
 
 def plan_trade(
@@ -127,17 +140,19 @@ def plan_trade(
     stop_atr_mult: float | None = None,
     stop_buffer_atr: float | None = None,
     min_stop_atr: float | None = None,
+    max_stop_atr: float | None = None,
 ) -> TradePlan:
     """Stop, target, size and rr for entering at `entry` (see the module docstring for the rules).
 
     `td` holds TD values known at entry: `td_tdst_sell` / `td_tdst_buy`, and optionally the last completed
     setup's `td_setup_risk_level` with its `td_setup_type` (the caller carries that event value forward).
-    The stop knobs default to `cfg` (`stop_atr_mult`, `stop_buffer_atr`, `min_stop_atr`).
+    The stop knobs default to `cfg` (`stop_atr_mult`, `stop_buffer_atr`, `min_stop_atr`, `max_stop_atr`).
     Raises ValueError for a bad input or a stop that is not on the loss side of entry.
     """
     stop_atr_mult = cfg.stop_atr_mult if stop_atr_mult is None else stop_atr_mult
     stop_buffer_atr = cfg.stop_buffer_atr if stop_buffer_atr is None else stop_buffer_atr
     min_stop_atr = cfg.min_stop_atr if min_stop_atr is None else min_stop_atr
+    max_stop_atr = cfg.max_stop_atr if max_stop_atr is None else max_stop_atr
     if side not in ("long", "short"):
         raise ValueError(f"side must be 'long' or 'short', got {side!r}")
     entry, atr = _positive("entry", entry), _positive("atr", atr)
@@ -146,8 +161,9 @@ def plan_trade(
         raise ValueError(
             f"stop_buffer_atr and min_stop_atr must be >= 0, got {stop_buffer_atr}, {min_stop_atr}"
         )
+    if not max_stop_atr >= min_stop_atr:
+        raise ValueError(f"max_stop_atr {max_stop_atr} must be >= min_stop_atr {min_stop_atr}")
     sign = 1.0 if side == "long" else -1.0
-    buffer, min_dist = stop_buffer_atr * atr, min_stop_atr * atr
     wrong_structure = structure_high if side == "long" else structure_low
     if wrong_structure is not None:
         raise ValueError(
@@ -158,7 +174,7 @@ def plan_trade(
     reasons: list[str] = []
     chosen: tuple[StopSource, float] | None = None
     if td is not None and cfg.use_tdst_stop_when_td:
-        chosen, td_reasons = _td_stop(entry, side, atr, td, stop_buffer_atr, min_dist)
+        chosen, td_reasons = _td_stop(entry, side, atr, td, stop_buffer_atr, min_stop_atr, max_stop_atr)
         reasons.extend(td_reasons)
         if chosen is None:
             reasons.append("TD levels unusable; falling back")
@@ -170,9 +186,10 @@ def plan_trade(
             raise ValueError(
                 f"{side} structure level {structure:.6g} is on the wrong side of entry {entry:.6g}"
             )
-        stop = structure - sign * buffer
-        if sign * (entry - stop) < min_dist:
-            reasons.append(f"structure stop {stop:.6g} closer than {min_dist:.6g} to entry; falling back")
+        stop = structure - sign * stop_buffer_atr * atr
+        why = _unusable(sign * (entry - stop), atr, min_stop_atr, max_stop_atr)
+        if why is not None:
+            reasons.append(f"structure stop {stop:.6g} {why}; falling back")
         else:
             chosen = ("structure", stop)
             reasons.append(f"stop {stop_buffer_atr:g}×ATR beyond swing {structure:.6g}")

@@ -1,5 +1,10 @@
 """The rotation scanner: when BTC or ETH breaks out, find the alts that usually follow it but lag.
 
+``scan(apex_assets, basket, cfg)`` takes symbol → features frames and either the `ApexConfig` or the whole
+`AppConfig` (its `apex` section is used). The bar timeframe defaults to the most common step between the
+apex frames' bars (1h / 4h / 1d; pass `timeframe` for frames too short or ragged to tell), the corr/beta
+window to `cfg.corr_window_days`.
+
 On bar t an apex asset TRIGGERS when its return on t is ≥ `move_threshold_pct`. An alt is a
 LAGGING_ROTATION against that apex when, on the same bar,
 
@@ -17,11 +22,18 @@ When BTC and ETH both trigger and both flag one alt, one candidate is emitted, a
 larger expected catch-up ``beta × apex_move − coin_move`` (the trade sized by the bigger expected move;
 ties go to the apex listed first). Thresholds are inclusive, with `EPS` slack in percent units so that a
 move of 1.5 % that float arithmetic makes 1.5000000000000002 still counts as 1.5 %.
+
+Signal strength grades that expected catch-up against `strength_high_pct` (default 10 %) and
+`strength_medium_pct` (default 6 %). A strongly coupled alt (beta 2) that sat out a 5 % apex bar owes
+~10 %: HIGH. An alt at the beta floor (1.5) that stayed flat through a minimum 4 % trigger owes 1.5 × 4 =
+6 %, about one ATR of a 4h alt bar: MEDIUM. The weakest case the default gates admit (beta 1.5, apex +4 %,
+coin already +1.5 %) owes 1.5 × 4 − 1.5 = 4.5 %: LOW. So each grade is reachable with the default gates.
 """
 
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Literal
@@ -30,14 +42,9 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from apex_rotation.config import ApexConfig
-from apex_rotation.timeframes import delta
+from apex_rotation.config import ApexConfig, AppConfig
+from apex_rotation.timeframes import TIMEFRAME_DELTA, delta
 
-# Catch-up cut-offs (percent). 6 % is about one ATR of a 4h alt bar, and what a 1.5-beta alt owes after
-# a 4 % apex move (1.5 × 4): a full bar's range of edge. Half that is still worth a look. With the default
-# gates (apex ≥ 4 %, beta ≥ 1.5, coin ≤ 1.5 %) catch-up is ≥ 4.5 %, so LOW needs a looser config.
-HIGH_CATCHUP_PCT = 6.0
-MEDIUM_CATCHUP_PCT = 3.0
 EPS = 1e-9
 STATUS = "LAGGING_ROTATION"
 CONTEXT_COLUMNS = (
@@ -56,15 +63,53 @@ INSUFFICIENT_DATA = "insufficient_data"
 Strength = Literal["HIGH", "MEDIUM", "LOW"]
 
 
-def strength(expected_catchup_pct: float) -> Strength:
-    if expected_catchup_pct >= HIGH_CATCHUP_PCT:
+def _apex_config(cfg: ApexConfig | AppConfig) -> ApexConfig:
+    """The `ApexConfig` itself, or the `apex` section of a whole `AppConfig`."""
+    if isinstance(cfg, AppConfig):
+        return cfg.apex
+    if isinstance(cfg, ApexConfig):
+        return cfg
+    raise TypeError(f"cfg must be an ApexConfig or an AppConfig, got {type(cfg).__name__}")
+
+
+def strength(expected_catchup_pct: float, cfg: ApexConfig | AppConfig) -> Strength:
+    """HIGH at ≥ `strength_high_pct`, MEDIUM at ≥ `strength_medium_pct`, else LOW (inclusive, `EPS` slack)."""
+    apex_cfg = _apex_config(cfg)
+    if expected_catchup_pct >= apex_cfg.strength_high_pct - EPS:
         return "HIGH"
-    return "MEDIUM" if expected_catchup_pct >= MEDIUM_CATCHUP_PCT else "LOW"
+    return "MEDIUM" if expected_catchup_pct >= apex_cfg.strength_medium_pct - EPS else "LOW"
 
 
 def format_move(pct: float) -> str:
-    """'+5.2%': signed, one decimal (the seed's record format)."""
-    return f"{pct:+.1f}%"
+    """'+5.2%': signed, one decimal (the seed's record format). Rounded first, so -0.04 reads '+0.0%'."""
+    rounded = round(pct, 1)
+    if rounded == 0:  # -0.0 would print as '-0.0%'
+        rounded = 0.0
+    return f"{rounded:+.1f}%"
+
+
+def infer_timeframe(frames: Mapping[str, pd.DataFrame]) -> str:
+    """The timeframe ('1h', '4h', '1d') whose step is the most common gap between consecutive bars.
+
+    Gaps are counted over all `frames` (ties go to the shorter step). ValueError when no frame has two
+    bars or the most common step is not a known timeframe.
+    """
+    counts: Counter[pd.Timedelta] = Counter()
+    for symbol, frame in frames.items():
+        if not isinstance(frame.index, pd.DatetimeIndex):
+            raise ValueError(f"{symbol}: cannot infer the timeframe, the index is not a DatetimeIndex")
+        steps = frame.index.unique().sort_values().to_series().diff().dropna()
+        counts.update(steps.value_counts().to_dict())
+    if not counts:
+        raise ValueError("cannot infer the timeframe: no apex frame has two bars; pass timeframe=")
+    step = max(counts, key=lambda d: (counts[d], -d))
+    for name, tf_step in TIMEFRAME_DELTA.items():
+        if step == tf_step:
+            return name
+    raise ValueError(
+        f"cannot infer the timeframe: the most common bar step {step} is none of "
+        f"{list(TIMEFRAME_DELTA)}; pass timeframe="
+    )
 
 
 class RotationCandidate(BaseModel):
@@ -153,17 +198,22 @@ def _utc_timestamp(at: object) -> pd.Timestamp:
 def scan(
     apex_assets: Mapping[str, pd.DataFrame],
     basket: Mapping[str, pd.DataFrame],
-    cfg: ApexConfig,
+    cfg: ApexConfig | AppConfig,
     *,
-    timeframe: str,
+    timeframe: str | None = None,
     at: object = None,
-    corr_window_days: int = 14,
+    corr_window_days: int | None = None,
 ) -> list[RotationCandidate]:
     """The lagging alts on bar `at` (default: the last bar common to the apex frames), best catch-up first.
 
     `apex_assets` and `basket` map symbol → features frame of `timeframe`; apex symbols in `basket` are
-    skipped. This is the readable per-bar reference; `scan_history` is its vectorised twin.
+    skipped. `cfg` is the `ApexConfig` or the whole `AppConfig`; `timeframe` defaults to
+    `infer_timeframe(apex_assets)`, `corr_window_days` to the config's. This is the readable per-bar
+    reference; `scan_history` is its vectorised twin.
     """
+    cfg = _apex_config(cfg)
+    timeframe = infer_timeframe(apex_assets) if timeframe is None else timeframe
+    corr_window_days = cfg.corr_window_days if corr_window_days is None else corr_window_days
     step = delta(timeframe)
     if at is None:
         common = None
@@ -212,7 +262,7 @@ def scan(
                 correlation=float(corr),
                 beta=float(beta),
                 expected_catchup_pct=catchup,
-                signal_strength=strength(catchup),
+                signal_strength=strength(catchup, cfg),
                 context=_context(frame, t),
             )
     return sorted(best.values(), key=lambda c: (-c.expected_catchup_pct, c.symbol))
@@ -242,18 +292,22 @@ HISTORY_COLUMNS = (
 def scan_history(
     apex_assets: Mapping[str, pd.DataFrame],
     basket: Mapping[str, pd.DataFrame],
-    cfg: ApexConfig,
+    cfg: ApexConfig | AppConfig,
     *,
-    timeframe: str,
-    corr_window_days: int = 14,
+    timeframe: str | None = None,
+    corr_window_days: int | None = None,
 ) -> pd.DataFrame:
     """Every bar's candidates, one row each, equal to `scan(..., at=t)` for every t (vectorised over bars).
 
     Columns: `HISTORY_COLUMNS` — the record fields (bar_time as a UTC timestamp, correlation and beta
     unrounded), the numeric moves and catch-up, and the alt's context values. Rows are ordered by bar,
     then best catch-up. ``attrs["insufficient_data"]`` maps each alt to how many (bar, triggering apex)
-    pairs it could not be judged on (missing return, corr or beta).
+    pairs it could not be judged on (missing return, corr or beta). `cfg`, `timeframe` and
+    `corr_window_days` default as in `scan`.
     """
+    cfg = _apex_config(cfg)
+    timeframe = infer_timeframe(apex_assets) if timeframe is None else timeframe
+    corr_window_days = cfg.corr_window_days if corr_window_days is None else corr_window_days
     step = delta(timeframe)
     apex_names = list(apex_assets)
     alts = _alts(apex_assets, basket)
@@ -318,7 +372,7 @@ def scan_history(
                 "coin_move": [format_move(x) for x in coin_move],
                 "correlation": corr_k[k, rows, j],
                 "beta": beta_k[k, rows, j],
-                "signal_strength": [strength(x) for x in catchup],
+                "signal_strength": [strength(x, cfg) for x in catchup],
                 "status": STATUS,
                 "apex_move_pct": apex_move,
                 "coin_move_pct": coin_move,

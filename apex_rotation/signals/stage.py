@@ -13,7 +13,7 @@ import pandas as pd
 from apex_rotation.config import AppConfig
 from apex_rotation.features.build import BENCHMARKS, CORR_WINDOWS_DAYS
 from apex_rotation.features.loader import load
-from apex_rotation.schemas import signals_schema, validate_frame
+from apex_rotation.schemas import SchemaViolation, confirmations_schema, signals_schema, validate_frame
 from apex_rotation.signals import confirm, rotation
 from apex_rotation.store.parquet import ParquetStore
 from apex_rotation.store.refresh import BARS, GROUND_TRUTH
@@ -21,6 +21,7 @@ from apex_rotation.store.refresh import BARS, GROUND_TRUTH
 ROTATION_CANDIDATES = "rotation_candidates"
 CONFIRMATIONS = "confirmations"
 BASKET_PROFILE = "basket_profile"
+SIGNAL_INPUTS = ("audited_bars", "features")  # what the scanner and the confirmation read
 BASKET_KEY = "basket"  # the file name of cross-symbol partitions: <asset>/<tf>/basket.parquet
 EPS = 1e-9
 
@@ -45,7 +46,7 @@ class ScanResult:
 
 def load_frames(cfg: AppConfig, store: ParquetStore, timeframe: str) -> dict[str, pd.DataFrame]:
     """Audited bars joined with features for every basket symbol at one timeframe."""
-    return {s: load(s, timeframe, root=store.root) for s in cfg.basket.names}
+    return {s: load(s, timeframe, root=store.root, assets=SIGNAL_INPUTS) for s in cfg.basket.names}
 
 
 def basket_profile(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
@@ -88,29 +89,63 @@ def ground_truth_scores(store: ParquetStore, candidates: pd.DataFrame, timeframe
     return rotation.precision_recall(candidates, truth, timeframe)
 
 
+def hindsight_catchup(history: pd.DataFrame, frames: dict[str, pd.DataFrame], window_bars: int) -> dict:
+    """How many candidates' alts then rose at least half their expected catch-up within `window_bars`.
+
+    A research figure read with hindsight (bars after each trigger), reported beside the scan, never an
+    input to it.
+    """
+    hits = evaluated = 0
+    for row in history.itertuples():
+        closes = frames[row.symbol]["close"]
+        at = closes.index.searchsorted(pd.Timestamp(row.bar_time))
+        ahead = closes.iloc[at + 1 : at + 1 + window_bars]
+        if len(ahead) < window_bars:
+            continue  # the window has not elapsed yet
+        evaluated += 1
+        best_pct = (ahead.max() / closes.iloc[at] - 1.0) * 100.0
+        hits += bool(best_pct >= 0.5 * row.expected_catchup_pct)
+    return {"window_bars": window_bars, "evaluated": evaluated, "caught_up_half": hits}
+
+
 def scan_timeframe(cfg: AppConfig, store: ParquetStore, timeframe: str) -> ScanResult:
-    """Scan every bar of one timeframe, then write the candidates and the basket's corr/beta profile."""
+    """Scan every bar of one timeframe, then write the candidates and the basket's corr/beta profile.
+
+    Only `apex.trigger_timeframes` (4h and 1d by default) trigger; another timeframe gets an empty table.
+    """
     frames = load_frames(cfg, store, timeframe)
     apex_frames = {a: frames[a] for a in cfg.basket.apex_assets}
     history = rotation.scan_history(
         apex_frames, frames, cfg.apex, timeframe=timeframe, corr_window_days=cfg.apex.corr_window_days
     )
+    insufficient = dict(history.attrs.get("insufficient_data", {}))
+    if timeframe not in cfg.apex.trigger_timeframes:
+        history, insufficient = history.iloc[:0], {}
     history = history.reset_index(drop=True).rename_axis("row")
     history = validate_frame(signals_schema(), history, f"rotation candidates {timeframe}")
     profile = basket_profile(frames)
-    store.write(ROTATION_CANDIDATES, timeframe, BASKET_KEY, history)
-    store.write(BASKET_PROFILE, timeframe, BASKET_KEY, profile)
-    return ScanResult(
+    result = ScanResult(
         timeframe=timeframe,
         candidates=history,
         profile=profile,
-        insufficient_data=dict(history.attrs.get("insufficient_data", {})),
+        insufficient_data=insufficient,
         scores=ground_truth_scores(store, history, timeframe),
         gate_violations=gate_violations(history, cfg),
     )
+    meta = {
+        "triggers": timeframe in cfg.apex.trigger_timeframes,
+        "data_through": frames[cfg.basket.apex_assets[0]].index[-1].isoformat(),
+        "insufficient_data": insufficient,
+        "vs_ground_truth": result.scores,
+        "hindsight": hindsight_catchup(history, frames, cfg.market_filters.confirm_window_bars),
+    }
+    store.write(ROTATION_CANDIDATES, timeframe, BASKET_KEY, history, meta=meta)
+    store.write(BASKET_PROFILE, timeframe, BASKET_KEY, profile)
+    return result
 
 
 CONFIRMED, WATCHING, EXPIRED = "confirmed", "watching", "expired"
+EMPTY_CONFIRMATIONS = ["bar_time", "eval_time", "symbol", "bars_after", "passed", "status", "rule"]
 
 
 def _context_at(frame: pd.DataFrame, t: pd.Timestamp) -> dict[str, float | None]:
@@ -135,14 +170,16 @@ def watch_candidates(
     for candidate in candidates:
         frame = frames[candidate.symbol]
         start = frame.index.searchsorted(pd.Timestamp(candidate.bar_time))
+        trigger_close = frame["close"].iloc[start]
         for k, t in enumerate(frame.index[start : start + window_bars + 1]):
             watched = candidate.model_copy(update={"context": _context_at(frame, t)})
             verdict = confirm.confirm(watched, rule, settings)
             status = CONFIRMED if verdict.passed else (EXPIRED if k == window_bars else WATCHING)
-            rows.append(_confirmation_row(verdict, t, k, status))
+            moved = (frame.at[t, "close"] / trigger_close - 1.0) * 100.0
+            rows.append(_confirmation_row(verdict, t, k, status) | {"move_since_trigger_pct": moved})
             if verdict.passed:
                 break
-    frame = pd.DataFrame(rows, columns=None if rows else ["bar_time", "eval_time", "passed", "status"])
+    frame = pd.DataFrame(rows, columns=None if rows else EMPTY_CONFIRMATIONS)
     frame.index.name = "row"
     return frame
 
@@ -174,10 +211,13 @@ def confirm_history(cfg: AppConfig, store: ParquetStore, timeframe: str) -> pd.D
     history = store.read(ROTATION_CANDIDATES, timeframe, BASKET_KEY)
     settings = confirm.ConfirmConfig.from_market_filters(cfg.market_filters)
     symbols = sorted(set(history["symbol"])) if len(history) else []
-    frames = {s: load(s, timeframe, cols=list(rotation.CONTEXT_COLUMNS), root=store.root) for s in symbols}
-    frame = watch_candidates(
-        rotation.candidates_from_history(history), frames, settings, cfg.market_filters.confirm_window_bars
-    )
+    frames = {
+        s: load(s, timeframe, cols=list(rotation.CONTEXT_COLUMNS), root=store.root, assets=SIGNAL_INPUTS)
+        for s in symbols
+    }
+    window = cfg.market_filters.confirm_window_bars
+    frame = watch_candidates(rotation.candidates_from_history(history), frames, settings, window)
+    frame = validate_frame(confirmations_schema(window), frame, f"confirmations {timeframe}")
     store.write(CONFIRMATIONS, timeframe, BASKET_KEY, frame)
     return frame
 
@@ -188,3 +228,25 @@ def latest_status(confirmations: pd.DataFrame) -> pd.DataFrame:
         return confirmations
     keys = ["bar_time", "symbol", "apex_asset"]
     return confirmations.sort_values([*keys, "bars_after"]).groupby(keys, as_index=False).tail(1)
+
+
+def confirmation_problems(cfg: AppConfig, store: ParquetStore, timeframe: str) -> list[str]:
+    """Re-read the stored confirmations: schema, and exactly one watch per stored candidate."""
+    window = cfg.market_filters.confirm_window_bars
+    stored = store.read(CONFIRMATIONS, timeframe, BASKET_KEY)
+    try:
+        validate_frame(confirmations_schema(window), stored, f"confirmations {timeframe}")
+    except SchemaViolation as exc:
+        return [str(exc)]
+    candidates = store.read(ROTATION_CANDIDATES, timeframe, BASKET_KEY)
+    keys = ["bar_time", "symbol", "apex_asset"]
+    watched = set(map(tuple, stored[keys].to_numpy().tolist())) if len(stored) else set()
+    expected = set(map(tuple, candidates[keys].to_numpy().tolist())) if len(candidates) else set()
+    problems = []
+    if watched != expected:
+        problems.append(
+            f"{len(expected - watched)} candidates never watched, {len(watched - expected)} unknown"
+        )
+    if len(stored) and (stored.groupby(keys)["passed"].sum() > 1).any():
+        problems.append("a candidate confirmed twice")
+    return problems

@@ -7,13 +7,7 @@ import json
 import pandas as pd
 
 from apex_rotation.config import AppConfig
-from apex_rotation.signals.stage import (
-    BASKET_KEY,
-    CONFIRMATIONS,
-    ROTATION_CANDIDATES,
-    ground_truth_scores,
-    latest_status,
-)
+from apex_rotation.signals.stage import BASKET_KEY, CONFIRMATIONS, ROTATION_CANDIDATES, latest_status
 from apex_rotation.store.parquet import ParquetStore
 from apex_rotation.timeframes import TIMEFRAMES
 
@@ -31,17 +25,45 @@ def _record(row: pd.Series) -> str:
         "bar_time": pd.Timestamp(row["bar_time"]).isoformat(),
         "timeframe": row["timeframe"],
     }
-    return json.dumps(record)
+    return json.dumps(record, separators=(",", ":"))
+
+
+def _header(timeframe: str, candidates: pd.DataFrame, meta: dict) -> list[str]:
+    lines = [
+        f"[{timeframe}] data through {meta.get('data_through', '?')}: {len(candidates)} candidates in history"
+    ]
+    if not meta.get("triggers", True):
+        lines[0] += " (not a trigger timeframe: apex.trigger_timeframes)"
+    scores = meta.get("vs_ground_truth")
+    if scores and scores["tp"] + scores["fn"]:
+        lines.append(f"  vs planted ground truth: precision={scores['precision']} recall={scores['recall']}")
+    hindsight = meta.get("hindsight") or {}
+    if hindsight.get("evaluated"):
+        lines.append(
+            f"  hindsight: {hindsight['caught_up_half']}/{hindsight['evaluated']} alts rose ≥ half their expected "
+            f"catch-up within {hindsight['window_bars']} bars"
+        )
+    blind = {s: n for s, n in (meta.get("insufficient_data") or {}).items() if n}
+    if blind:
+        lines.append(f"  not scanned for missing corr/beta/move (apex triggers): {blind}")
+    return lines
+
+
+def _watch_lines(status: pd.Series) -> list[str]:
+    when = pd.Timestamp(status["eval_time"]).isoformat()
+    line = f"    {status['status']} at {when} (+{status['bars_after']} bars)"
+    if "move_since_trigger_pct" in status and pd.notna(status["move_since_trigger_pct"]):
+        moved = float(status["move_since_trigger_pct"])
+        expected = float(status["expected_catchup_pct"])
+        line += f": alt {moved:+.1f}% since the trigger bar's close, {expected - moved:.1f} pts of the expected {expected:.1f}% left"
+    return [line] + [f"      {reason}" for reason in str(status["reasons"]).split(" | ")]
 
 
 def timeframe_section(cfg: AppConfig, store: ParquetStore, timeframe: str, latest: int) -> list[str]:
     if not store.exists(ROTATION_CANDIDATES, timeframe, BASKET_KEY):
         return [f"[{timeframe}] not computed yet"]
     candidates = store.read(ROTATION_CANDIDATES, timeframe, BASKET_KEY)
-    lines = [f"[{timeframe}] {len(candidates)} rotation candidates in history"]
-    scores = ground_truth_scores(store, candidates, timeframe)
-    if scores and scores["tp"] + scores["fn"]:
-        lines[0] += f"; vs planted ground truth: precision={scores['precision']} recall={scores['recall']}"
+    lines = _header(timeframe, candidates, store.meta(ROTATION_CANDIDATES, timeframe, BASKET_KEY))
     if candidates.empty:
         return lines
     statuses = (
@@ -60,9 +82,7 @@ def timeframe_section(cfg: AppConfig, store: ParquetStore, timeframe: str, lates
             & (statuses["apex_asset"] == row["apex_asset"])
         ]
         for _, status in match.iterrows():
-            when = pd.Timestamp(status["eval_time"]).isoformat()
-            lines.append(f"    {status['status']} at {when} (+{status['bars_after']} bars)")
-            lines += [f"      {reason}" for reason in str(status["reasons"]).split(" | ")]
+            lines += _watch_lines(status)
     return lines
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +36,7 @@ AUDITED_BARS = "audited_bars"
 FUNDING = "funding"
 OPEN_INTEREST = "open_interest"
 GROUND_TRUTH = "ground_truth"
+SYNTHETIC = "synthetic"
 REPORTS_DIR = "reports"
 AUDIT_REPORT_FILE = "audit.json"
 
@@ -92,6 +95,15 @@ class DataPlane:
         newest = last_closed_open(self.now, BASE_TIMEFRAME)
         return min(newest, window[1]) if window is not None else newest
 
+    def _refuse_mixing(self, symbol: str, source: MarketDataSource) -> None:
+        """Synthetic bars never continue real ones (or the reverse): that would splice two markets."""
+        stored = self.store.meta(BARS, BASE_TIMEFRAME, symbol).get("source")
+        if stored and stored != source.name and SYNTHETIC in (stored, source.name):
+            raise SourceError(
+                f"{symbol}: the store at {self.store.root} holds {stored} bars; refreshing from {source.name} "
+                "would splice two markets. Use another --store (or $APEX_DATA_DIR), or delete that store."
+            )
+
     def source_for(self, symbol: str) -> MarketDataSource:
         """The symbol's own venue when the basket names one (HYPE on Hyperliquid while the rest come from
         Binance); offline sources (synthetic, files) serve every symbol themselves."""
@@ -111,6 +123,8 @@ class DataPlane:
         tf = BASE_TIMEFRAME
         source = self.source_for(symbol)
         existing = self.store.read(BARS, tf, symbol) if self.store.exists(BARS, tf, symbol) else None
+        if existing is not None:
+            self._refuse_mixing(symbol, source)
         since = (
             existing.index[-1] + delta(tf) if existing is not None and len(existing) else self._first_open()
         )
@@ -133,10 +147,13 @@ class DataPlane:
             base = existing
         if base is None or base.empty:
             raise SourceError(f"{source.name}: no {tf} bars for {symbol} in [{since}, {until}]")
-        for timeframe in timeframes:
+        changed = bool(result.new_rows or result.revised_rows) or existing is None
+        # the 1h base is the store's truth: written whenever it changed, whichever timeframes were asked
+        to_write = [t for t in TIMEFRAMES if t in timeframes or (t == tf and changed)]
+        for timeframe in to_write:
             frame = resample(base, timeframe)
             frame = validate_frame(bars_schema(timeframe), frame, f"bars {symbol} {timeframe}")
-            if timeframe == tf and not result.new_rows and existing is not None:
+            if timeframe == tf and not changed:
                 result.rows[timeframe] = len(frame)  # nothing changed: leave the file as it is
                 continue
             self.store.write(
@@ -249,17 +266,22 @@ class DataPlane:
         for symbol in symbols:
             try:
                 summary.symbols.append(self.refresh_bars(symbol, timeframes))
-                self.refresh_perps(symbol)
                 summary.reports.extend(self.audit(symbol, tf) for tf in timeframes)
             except Exception as exc:  # reported per symbol; the run fails at the end
                 log.error("refresh failed", extra=kv(symbol=symbol, error=str(exc)))
                 summary.errors[symbol] = f"{type(exc).__name__}: {exc}"
+            else:
+                try:  # funding/OI come from a perps venue: its outage must not cost the spot bars
+                    self.refresh_perps(symbol)
+                except Exception as exc:
+                    log.error("perps refresh failed", extra=kv(symbol=symbol, error=str(exc)))
+                    summary.errors[f"{symbol}:perps"] = f"{type(exc).__name__}: {exc}"
             if progress:
                 progress(symbol)
         try:
             self.snapshot_open_interest([s for s in symbols if s not in summary.errors])
-        except SourceError as exc:
-            summary.errors["open_interest"] = str(exc)
+        except Exception as exc:
+            summary.errors["open_interest"] = f"{type(exc).__name__}: {exc}"
         self.write_ground_truth()
         write_audit_report(self.store.root, summary.reports)
         return summary
@@ -287,12 +309,24 @@ def merge_bars(existing: pd.DataFrame | None, new: pd.DataFrame) -> tuple[pd.Dat
 
 
 def write_audit_report(root: Path, reports: Sequence[AuditReport]) -> Path:
+    """Update `reports/audit.json` with these reports (other symbols/timeframes already there are kept)."""
     path = Path(root) / REPORTS_DIR / AUDIT_REPORT_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps([r.model_dump(mode="json") for r in reports], indent=2))
-    tmp.replace(path)
+    merged = {(r["symbol"], r["timeframe"]): r for r in _read_reports(path)}
+    merged.update({(r.symbol, r.timeframe): r.model_dump(mode="json") for r in reports})
+    fd, tmp = tempfile.mkstemp(prefix=".audit.", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "w") as fh:
+        order = sorted(merged, key=lambda k: (k[0], TIMEFRAMES.index(k[1]) if k[1] in TIMEFRAMES else 99))
+        json.dump([merged[k] for k in order], fh, indent=2)
+    os.replace(tmp, path)
     return path
+
+
+def _read_reports(path: Path) -> list[dict]:
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return []
 
 
 def audit_store(
