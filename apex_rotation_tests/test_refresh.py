@@ -257,3 +257,27 @@ def test_the_audit_report_keeps_other_symbols(small_cfg, tmp_path):
     assert [(r["symbol"], r["timeframe"]) for r in reports] == [
         (s, tf) for s in ("BTC", "ETH", "SOL") for tf in ("1h", "4h", "1d")
     ]
+
+
+def test_a_bad_tick_costs_its_hour_not_the_whole_4h_bar(small_cfg, tmp_path):
+    class Spiky(SyntheticSource):
+        def fetch_ohlcv(self, symbol, timeframe, since, until):
+            raw = super().fetch_ohlcv(symbol, timeframe, since, until)
+            raw.loc[raw.index[101], "high"] *= 50  # 05:00 of a 4h bar
+            return raw
+
+    plane = DataPlane(small_cfg, ParquetStore(tmp_path), Spiky(small_cfg))
+    summary = plane.refresh_all(["BTC"])
+    store = ParquetStore(tmp_path)
+    h1 = store.read(AUDITED_BARS, "1h", "BTC")
+    spike_hour = h1.index[101]
+    assert h1.loc[spike_hour, "fill_reason"] == "spike"
+    bar_4h = store.read(AUDITED_BARS, "4h", "BTC").loc[spike_hour.floor("4h")]
+    hours = h1.loc[spike_hour.floor("4h") : spike_hour.floor("4h") + pd.Timedelta(hours=3)]
+    assert (
+        not bar_4h["filled"]
+        and bar_4h["high"] == hours["high"].max()
+        and bar_4h["volume"] == hours["volume"].sum()
+    )
+    report_4h = next(r for r in summary.reports if r.timeframe == "4h")
+    assert report_4h.spikes == 1 and report_4h.filled == 0

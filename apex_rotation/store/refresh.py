@@ -171,12 +171,27 @@ class DataPlane:
         audited, report = audit_bars(
             bars, symbol=symbol, timeframe=timeframe, cfg=self.cfg.audit, now=self.now
         )
+        if write and timeframe != BASE_TIMEFRAME:
+            audited = self._from_audited_base(symbol, timeframe, audited)
+            report = report.model_copy(update={"filled": int(audited["filled"].sum())})
         if write:
             audited = validate_frame(
                 bars_schema(timeframe, audited=True), audited, f"audited {symbol} {timeframe}"
             )
             self.store.write(AUDITED_BARS, timeframe, symbol, audited, meta=report.model_dump(mode="json"))
         return report
+
+    def _from_audited_base(self, symbol: str, timeframe: str, audited: pd.DataFrame) -> pd.DataFrame:
+        """A 4h/1d audited bar is resampled from the audited 1h bars, so a bad tick or a missing hour costs
+        that hour, not the whole bar; `outlier` stays the timeframe's own (its return vs its own sigma)."""
+        base_bars = self.store.read(BARS, BASE_TIMEFRAME, symbol)
+        base, _ = audit_bars(
+            base_bars, symbol=symbol, timeframe=BASE_TIMEFRAME, cfg=self.cfg.audit, now=self.now
+        )
+        rebuilt = resample(base, timeframe, symbol=symbol)
+        if not rebuilt.index.equals(audited.index):  # cannot happen for bars resampled from that base
+            raise SourceError(f"{symbol} {timeframe}: stored bars do not match the 1h base; refresh again")
+        return rebuilt.assign(outlier=audited["outlier"].to_numpy())
 
     # ------------------------------------------------------------------ perps data
 
