@@ -63,6 +63,8 @@ class DataSourcesConfig(_Model):
     backoff_base_s: float = Field(0.5, ge=0)
     backoff_max_s: float = Field(30.0, ge=0)
     history_days: int = Field(730, ge=1)
+    # Hyperliquid allows 1200 weight/min per IP and an info call weighs ~20: at most one call a second.
+    hyperliquid_min_interval_s: float = Field(1.0, ge=0)
 
 
 class TimeframesConfig(_Model):

@@ -52,7 +52,12 @@ def btc_1h() -> pd.DataFrame:
 def cfg() -> AppConfig:
     return load_config(
         overrides={
-            "data_sources": {"request_timeout_s": 0.3, "max_retries": MAX_RETRIES, "backoff_base_s": 0.5},
+            "data_sources": {
+                "request_timeout_s": 0.3,
+                "max_retries": MAX_RETRIES,
+                "backoff_base_s": 0.5,
+                "hyperliquid_min_interval_s": 0.0,  # the throttle has its own test
+            },
             "aliases": {"hyperliquid": {"PEPE": "kPEPE"}},
         }
     )
@@ -322,3 +327,14 @@ def test_construction_sends_nothing_and_always_sets_a_timeout(cfg):
     with pytest.raises(DataError, match="has no timezone"):
         src.fetch_ohlcv("BTC", "1h", pd.Timestamp("2024-01-01"), pd.Timestamp("2024-01-02"))
     src.close()
+
+
+def test_requests_are_spaced_by_the_weight_budget(server):
+    """Hyperliquid's SDK has no rate limiter: the source spaces its calls (default one a second)."""
+    cfg = load_config(overrides={"data_sources": {"hyperliquid_min_interval_s": 0.2}})
+    waits: list[float] = []
+    src = HyperliquidSource(cfg, base_url=server.url, sleep=waits.append)
+    src.fetch_open_interest(["BTC"])  # meta, then metaAndAssetCtxs
+    src.fetch_open_interest(["BTC"])
+    assert server.count() == 2 and len(waits) == 1 and 0 < waits[0] <= 0.2  # the second call waited
+    assert load_config().data_sources.hyperliquid_min_interval_s == 1.0

@@ -196,6 +196,7 @@ def test_a_symbol_naming_its_venue_is_fetched_there(tmp_path):
                     "perps_venue": "none",
                     "hyperliquid_url": server.url,
                     "ccxt_url": server.url,
+                    "hyperliquid_min_interval_s": 0.0,
                 },
             }
         )

@@ -99,6 +99,7 @@ class HyperliquidSource(MarketDataSource):
             timeout=cfg.data_sources.request_timeout_s,
         )
         self._last_status: tuple[int, Any] | None = None
+        self._last_call: float | None = None  # time.monotonic() of the previous request, for the throttle
         self.info.session.hooks["response"].append(self._remember_response)
         self._coins: set[str] | None = None
         if meta is not None:
@@ -113,6 +114,7 @@ class HyperliquidSource(MarketDataSource):
 
     def _attempt(self, what: str, fn: Callable[[], Any]) -> Any:
         """One SDK call; transient failures become `TransientError`, the rest `SourceError`."""
+        self._throttle()
         self._last_status = None
         try:
             result = fn()
@@ -138,6 +140,14 @@ class HyperliquidSource(MarketDataSource):
         if isinstance(result, dict) and str(result.get("error", "")).startswith("Could not parse JSON"):
             raise MalformedResponse(f"{what}: the body is not JSON (truncated?)", source=VENUE)
         return result
+
+    def _throttle(self) -> None:
+        """Space requests by `hyperliquid_min_interval_s` (the SDK has no rate limiter of its own)."""
+        interval = self.cfg.data_sources.hyperliquid_min_interval_s
+        now = time.monotonic()
+        if interval > 0 and self._last_call is not None and now - self._last_call < interval:
+            self._sleep(interval - (now - self._last_call))
+        self._last_call = time.monotonic()
 
     def _request(self, what: str, fn: Callable[[], Any]) -> Any:
         ds = self.cfg.data_sources
