@@ -201,3 +201,17 @@ def test_real_bars_with_an_injected_bad_tick_and_hole() -> None:
     assert audited.loc[bad, "close"] == bars["close"].iloc[2999]
     assert audited["fill_reason"].iloc[4000:4010].eq("gap").all()
     assert not report.missing_ok  # 0.17 % missing > 0.1 %
+
+
+def test_a_jump_that_persists_becomes_the_new_level():
+    """A 10x move that holds (a redenomination) is accepted after SPIKE_CONFIRM_BARS bars instead of freezing
+    the series; a one-bar tick stays a repaired spike."""
+    from apex_rotation.store.audit import SPIKE_CONFIRM_BARS, _spike_mask
+
+    level = [[100.0, 101.0, 99.0, 100.0]]
+    shifted = [[1000.0, 1010.0, 990.0, 1000.0]]
+    prices = np.array(level * 3 + shifted * 5 + level * 2)
+    assert SPIKE_CONFIRM_BARS == 3
+    assert _spike_mask(prices, 10.0).astype(int).tolist() == [0, 0, 0, 1, 1, 0, 0, 0, 1, 1]
+    tick = np.array(level * 3 + [[100.0, 5000.0, 99.0, 100.0]] + level * 3)
+    assert _spike_mask(tick, 10.0).astype(int).tolist() == [0, 0, 0, 1, 0, 0, 0]

@@ -169,21 +169,38 @@ def winsorize_returns(returns: pd.Series, z: float, window: int = ROBUST_WINDOW)
     return pd.Series(clipped, index=returns.index, name=returns.name)
 
 
+SPIKE_CONFIRM_BARS = (
+    3  # a jump that holds this many bars in a row is a new level (a redenomination), not a tick
+)
+
+
 @numba.njit(cache=True)
 def _spike_mask(prices: np.ndarray, factor: float) -> np.ndarray:
-    """Bars (rows of open, high, low, close; NaN = missing) that jump by `factor` from the last good close."""
+    """Bars (rows of open, high, low, close; NaN = missing) that jump by `factor` from the last good close.
+
+    A jump that persists for `SPIKE_CONFIRM_BARS` bars on the same side is accepted as the new level from
+    that bar on (the bars before it stay repaired: deciding them later would rewrite the past).
+    """
     n = prices.shape[0]
     spike = np.zeros(n, dtype=np.bool_)
     ref = np.nan
+    run, side = 0, 0
     for i in range(n):
         if np.isnan(prices[i, 3]):
             continue
         hi = max(prices[i, 0], prices[i, 1], prices[i, 2], prices[i, 3])
         lo = min(prices[i, 0], prices[i, 1], prices[i, 2], prices[i, 3])
-        if not np.isnan(ref) and (hi >= factor * ref or lo <= ref / factor):
-            spike[i] = True
-        else:
-            ref = prices[i, 3]
+        up = not np.isnan(ref) and hi >= factor * ref
+        down = not np.isnan(ref) and lo <= ref / factor
+        if up or down:
+            this_side = 1 if up else -1
+            run = run + 1 if this_side == side else 1
+            side = this_side
+            if run < SPIKE_CONFIRM_BARS:
+                spike[i] = True
+                continue
+        run, side = 0, 0
+        ref = prices[i, 3]
     return spike
 
 
