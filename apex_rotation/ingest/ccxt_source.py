@@ -27,7 +27,13 @@ from apex_rotation.ingest.base import (
     MarketDataSource,
     SourceError,
 )
-from apex_rotation.ingest.retry import MalformedResponse, call_with_retries, describe_error, parse_retry_after
+from apex_rotation.ingest.retry import (
+    MalformedResponse,
+    backoff_policy,
+    call_with_retries,
+    describe_error,
+    parse_retry_after,
+)
 from apex_rotation.timeframes import TIMEFRAME_MS, utc_now
 
 T = TypeVar("T")
@@ -120,14 +126,11 @@ class CcxtSource(MarketDataSource):
                 exc.retry_after = parse_retry_after(ex.last_response_headers)
                 raise
 
-        ds = self.cfg.data_sources
         try:
             return call_with_retries(
                 attempt,
                 what=what,
-                max_retries=ds.max_retries,
-                base_s=ds.backoff_base_s,
-                max_s=ds.backoff_max_s,
+                **backoff_policy(self.cfg.data_sources),
                 retry_on=RETRY_ON,
                 sleep=self._sleep,
                 rng=self._rng,

@@ -32,6 +32,7 @@ from apex_rotation.ingest.base import (
 from apex_rotation.ingest.retry import (
     MalformedResponse,
     TransientError,
+    backoff_policy,
     call_with_retries,
     describe_error,
     parse_retry_after,
@@ -150,13 +151,10 @@ class HyperliquidSource(MarketDataSource):
         self._last_call = time.monotonic()
 
     def _request(self, what: str, fn: Callable[[], Any]) -> Any:
-        ds = self.cfg.data_sources
         return call_with_retries(
             partial(self._attempt, what, fn),
             what=what,
-            max_retries=ds.max_retries,
-            base_s=ds.backoff_base_s,
-            max_s=ds.backoff_max_s,
+            **backoff_policy(self.cfg.data_sources),
             retry_on=RETRY_ON,
             sleep=self._sleep,
             rng=self._rng,

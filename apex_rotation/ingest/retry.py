@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from email.utils import parsedate_to_datetime
 from typing import TypeVar
 
+from apex_rotation.config import DataSourcesConfig
 from apex_rotation.ingest.base import DataError, SourceError
 
 T = TypeVar("T")
@@ -71,6 +72,11 @@ def describe_error(exc: BaseException) -> str:
 def backoff_s(attempt: int, base_s: float, max_s: float, rng: random.Random) -> float:
     """Full jitter: uniform in [0, min(max_s, base_s * 2**attempt)] for retry number `attempt` (0-based)."""
     return rng.uniform(0.0, min(max_s, base_s * 2.0**attempt))
+
+
+def backoff_policy(ds: DataSourcesConfig) -> dict[str, float | int]:
+    """The configured retry budget, as keyword arguments of `call_with_retries`."""
+    return {"max_retries": ds.max_retries, "base_s": ds.backoff_base_s, "max_s": ds.backoff_max_s}
 
 
 def call_with_retries(
