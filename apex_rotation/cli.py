@@ -100,15 +100,10 @@ def cmd_refresh(args: argparse.Namespace) -> int:
     cfg, store, symbols, timeframes = _setup(args)
     source = make_source(cfg, args.source, data_dir=args.data_dir)
     perps = make_perps_source(cfg, source)
-    plane = DataPlane(cfg, store, source, perps_source=perps)
     started = time.perf_counter()
     progress = ProgressBar(len(symbols), enabled=not args.quiet and sys.stderr.isatty())
-    try:
+    with DataPlane(cfg, store, source, perps_source=perps) as plane:
         summary = plane.refresh_all(symbols, timeframes, progress=progress)
-    finally:
-        source.close()
-        if perps is not None and perps is not source:
-            perps.close()
     print(logsetup.redact(format_table(summary, timeframes)))
     print(
         f"\nsource={source.name} symbols={len(symbols)} store={store.root} "

@@ -6,7 +6,7 @@ from apex_rotation.config import AppConfig, load_config
 from apex_rotation.defs.automation import build_jobs, build_schedules, build_sensors
 from apex_rotation.defs.data_assets import build_data_assets
 from apex_rotation.defs.feature_assets import build_feature_assets
-from apex_rotation.defs.resources import ApexResource, duckdb_resource
+from apex_rotation.defs.resources import ApexResource, duckdb_resource, redacting_console
 from apex_rotation.defs.signal_assets import build_signal_assets
 
 
@@ -26,6 +26,7 @@ def build_definitions(cfg: AppConfig | None = None, config_path: str | None = No
         sensors=build_sensors(data_job, signals_job),
         resources={"apex": ApexResource(config_path=config_path), "duckdb": duckdb_resource()},
         executor=dg.in_process_executor,
+        loggers={"console": redacting_console},
     )
 
 

@@ -111,9 +111,10 @@ def configure(fmt: str = "kv", level: str = "INFO", stream=None, secrets: Iterab
     root.addHandler(handler)
     root.setLevel(level)
     root.propagate = False
-    dagster_logger = logging.getLogger("dagster")  # Dagster's own console/event log lines
-    if not any(isinstance(f, RedactingFilter) for f in dagster_logger.filters):
-        dagster_logger.addFilter(RedactingFilter())
+
+
+def is_configured() -> bool:
+    return bool(logging.getLogger("apex_rotation").handlers)
 
 
 def kv(**fields: object) -> dict[str, dict[str, object]]:

@@ -297,3 +297,26 @@ def test_a_failing_check_blocks_the_write_and_says_why(small_config_path, tmp_pa
     assert not result.success  # the blocking check stops the run after the step
     store = ParquetStore(tmp_path)
     assert not store.exists("features", "4h", "SOL") and store.exists("audited_bars", "4h", "SOL")
+
+
+def test_secrets_never_reach_dagsters_console(capfd, monkeypatch):
+    from apex_rotation import log as logsetup
+    from apex_rotation.defs.resources import redacting_console
+
+    secret = "9876543210:AAHsecretsecretsecretsecretsecretXYZ"
+    logsetup.set_secrets(["webhook-secret-value"])
+
+    @dg.asset
+    def noisy(context) -> None:
+        context.log.info(f"posting with bot{secret} and webhook-secret-value")
+
+    defs = dg.Definitions(
+        assets=[noisy],
+        jobs=[dg.define_asset_job("noisy_job", [noisy])],
+        loggers={"console": redacting_console},
+    )
+    run_config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}  # as `apex run` selects it
+    assert defs.resolve_job_def("noisy_job").execute_in_process(run_config=run_config).success
+    err = capfd.readouterr().err
+    assert "posting with bot" in err and "***" in err
+    assert "AAHsecret" not in err and "webhook-secret-value" not in err

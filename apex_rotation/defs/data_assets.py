@@ -10,10 +10,11 @@ from dagster_duckdb import DuckDBResource
 from apex_rotation.config import AppConfig
 from apex_rotation.defs.partitions import group_by_symbol, split_keys, symbol_timeframe_partitions
 from apex_rotation.defs.resources import ApexResource
+from apex_rotation.ingest.base import SourceError
 from apex_rotation.log import redact_obj
 from apex_rotation.schemas import SchemaViolation, bars_schema, validate_frame
 from apex_rotation.store.query import connect, row_counts
-from apex_rotation.store.refresh import AUDITED_BARS, BARS, write_audit_report
+from apex_rotation.store.refresh import AUDITED_BARS, BARS, rebuild_audit_report
 
 
 def _schema_check(apex: ApexResource, asset: str, pairs, audited: bool) -> dg.AssetCheckResult:
@@ -48,21 +49,20 @@ def build_data_assets(cfg: AppConfig) -> list[dg.AssetsDefinition]:
     )
     def bars(context: dg.AssetExecutionContext, apex: ApexResource) -> dg.MaterializeResult:
         pairs = split_keys(partitions, context.partition_keys)
-        plane = apex.data_plane()
-        new_rows = {}
-        for symbol, timeframes in group_by_symbol(pairs).items():
-            done = plane.refresh_bars(symbol, timeframes)
-            plane.refresh_perps(symbol)
-            new_rows[symbol] = done.new_rows
-        plane.snapshot_open_interest(sorted({s for s, _ in pairs}))
-        truth = plane.write_ground_truth()
-        context.log.info(f"refreshed {len(pairs)} partitions from {plane.source.name}")
+        with apex.data_plane() as plane:
+            summary = plane.refresh(group_by_symbol(pairs))
+        if (
+            summary.bar_errors
+        ):  # the other symbols are stored; the step fails so nothing downstream runs stale
+            raise SourceError(f"bars failed for {redact_obj(summary.bar_errors)}")
+        for name, error in summary.errors.items():
+            context.log.warning(f"{name}: {error}")
         return dg.MaterializeResult(
             metadata={
                 "source": plane.source.name,
                 "partitions": len(pairs),
-                "new_1h_rows": dg.MetadataValue.json(new_rows),
-                "ground_truth_rows": truth,
+                "new_1h_rows": dg.MetadataValue.json({s.symbol: s.new_rows for s in summary.symbols}),
+                "perps_errors": dg.MetadataValue.json(redact_obj(summary.errors)),
             },
             check_results=[_schema_check(apex, BARS, pairs, audited=False)],
         )
@@ -84,9 +84,9 @@ def build_data_assets(cfg: AppConfig) -> list[dg.AssetsDefinition]:
         context: dg.AssetExecutionContext, apex: ApexResource, duckdb: DuckDBResource
     ) -> dg.MaterializeResult:
         pairs = split_keys(partitions, context.partition_keys)
-        plane = apex.data_plane()
-        reports = [plane.audit(symbol, tf) for symbol, tf in pairs]
-        write_audit_report(apex.store.root, reports)
+        with apex.data_plane() as plane:
+            reports = [plane.audit(symbol, tf) for symbol, tf in pairs]
+        rebuild_audit_report(apex.store)
         with duckdb.get_connection() as con:  # in-memory: reads the Parquet files, holds no file lock
             stored = row_counts(connect(apex.store.root, con), AUDITED_BARS)
         limit = apex.config.audit.max_missing_pct

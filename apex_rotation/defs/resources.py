@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from functools import lru_cache
 
 import dagster as dg
@@ -38,8 +39,26 @@ class ApexResource(dg.ConfigurableResource):
 @lru_cache(maxsize=8)
 def _configured(path: str | None) -> AppConfig:
     cfg = load_config(path)
-    logsetup.configure(cfg.logging.format, cfg.logging.level, secrets=cfg.secrets().values())
+    if not logsetup.is_configured():  # an entry point (the CLI) may have configured it already
+        logsetup.configure(cfg.logging.format, cfg.logging.level, secrets=cfg.secrets().values())
+    else:
+        logsetup.set_secrets(cfg.secrets().values())
     return cfg
+
+
+@dg.logger(
+    config_schema={"log_level": dg.Field(str, default_value="INFO", is_required=False)},
+    description="Dagster's console logger with every line passed through the project's secret redaction.",
+)
+def redacting_console(init_context: dg.InitLoggerContext) -> logging.Logger:
+    logger = logging.getLogger("apex_rotation.dagster_console")
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s - dagster - %(levelname)s - %(name)s - %(message)s"))
+    handler.addFilter(logsetup.RedactingFilter())
+    logger.handlers = [handler]
+    logger.setLevel(init_context.logger_config["log_level"])
+    logger.propagate = False
+    return logger
 
 
 def duckdb_resource() -> DuckDBResource:

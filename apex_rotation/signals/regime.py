@@ -2,17 +2,42 @@
 
 `classify` labels each bar:
 
-* "trend_up"   ADX >= adx_trend, ema_20 > ema_50 > ema_200, and volatility inside its band;
-* "trend_down" the same with ema_20 < ema_50 < ema_200;
-* "chop"       anything else with all inputs known (weak ADX, a tangled stack, or volatility outside the band:
-               a blow-off spike is a climax, not a trend to lean on);
+* "trend_up"   a directional move is under way and pointing up: +DI > -DI (the movement ADX measures is
+               upward) and ema_20 > ema_50 (price structure agrees), ADX strong enough (below), and
+               volatility inside its band;
+* "trend_down" the mirror: -DI > +DI and ema_20 < ema_50;
+* "chop"       anything else with all inputs known: weak ADX, DI and the EMA pair disagreeing (conflicting
+               evidence, often a turn), or volatility above the band (a blow-off spike is a climax, not a
+               trend to lean on);
 * "unknown"    an input is NaN (indicator warm-up, or too little volatility history).
+
+ADX strength with hysteresis (Wilder's usual reading: above 25 a trend, below 20 none): a trend starts on a
+bar with ADX >= `adx_trend` and the direction conditions, and then holds while the direction conditions keep
+holding bar after bar and ADX stays >= `adx_trend` - `ADX_HOLD_MARGIN` (5: 20 with the default 25). So an
+established trend whose ADX eases to 22 on a pause is still a trend (instead of flickering to chop for a few
+bars and handing a counter-trend fade full weight mid-trend), while a fresh ADX 22 with no trend behind it
+is not one. Any bar that breaks the direction conditions (or an unknown input) ends the trend; a new one
+needs ADX >= `adx_trend` again. The volatility band is a veto on its own bar only: a climax bar is "chop",
+but it does not end the trend state, so the bar after it is judged as before.
+
+Why not the full EMA 20/50/200 stack: ema_200 is a long-term bias line, on 4h bars about 33 days. Requiring
+ema_50 beyond ema_200 keeps a new trend "chop" until the 50/200 cross, weeks after the turn, and a TD fade
+in that time gets full weight against the trend it fights. The swing trend that a 9-bar (36 h on 4h) count
+fights is what ema_20 vs ema_50 and the DI pair describe. ADX itself has no direction, so it is read with
+its own +DI/-DI: ADX 35 with -DI on top after a sharp drop, while the EMAs are still stacked up, is a
+downside move, not an uptrend.
 
 Volatility is ATR/close. Its band is the [vol_band_low, vol_band_high] percentiles of the PREVIOUS
 `vol_window` bars' ATR/close (bar t excluded, so a spike is judged against the history it breaks from; linear
 interpolation, at least `vol_min_periods` known values; edges inclusive). The lower edge is off by default
 (`vol_band_low=None`): a quiet, orderly trend is still a trend, and calling it chop would re-enable the
-counter-trend TD fades this regime exists to hold back. Bar t uses bars <= t only.
+counter-trend TD fades this regime exists to hold back. Bar t uses bars <= t only (everything above is a
+trailing indicator or a run that only looks back).
+
+How well this can do: on the synthetic market (`apex_rotation.ingest.synthetic`) a planted trend drifts
+0.1 % per 4h bar against ~0.63 % of 4h volatility, so it shows only after a few days, and a planted chop is
+a driftless random walk that often looks like a trend for a while. The agreement measured there, and why it
+cannot be near 100 %, is in `apex_rotation_tests/test_regime.py` (`test_agreement_with_planted_regimes`).
 
 A TD setup 9 is an exhaustion count: a sell 9 says "this rally is tired" (fade it / skip the long), a buy 9
 the mirror. Against a trend these are the classic losing trades (a strong trend prints 9 after 9), so
@@ -30,7 +55,8 @@ from apex_rotation.config import RegimeConfig
 
 Regime = Literal["trend_up", "trend_down", "chop", "unknown"]
 REGIMES = ("trend_up", "trend_down", "chop", "unknown")
-INPUT_COLUMNS = ("close", "atr", "adx", "ema_20", "ema_50", "ema_200")
+INPUT_COLUMNS = ("close", "atr", "adx", "plus_di", "minus_di", "ema_20", "ema_50")
+ADX_HOLD_MARGIN = 5.0  # an established trend holds while ADX >= adx_trend - this (Wilder: 25 in, 20 out)
 
 
 def volatility_band(df: pd.DataFrame, cfg: RegimeConfig) -> pd.DataFrame:
@@ -52,16 +78,30 @@ def classify(df: pd.DataFrame, cfg: RegimeConfig | None = None) -> pd.Series:
     if missing:
         raise KeyError(f"regime.classify needs columns {missing}")
     band = volatility_band(df, cfg)
-    adx, e20, e50, e200 = (df[c].astype(float) for c in ("adx", "ema_20", "ema_50", "ema_200"))
-    inputs = pd.concat([adx, e20, e50, e200, band["vol"], band["vol_lo"], band["vol_hi"]], axis=1)
-    known = np.isfinite(inputs.to_numpy(float)).all(axis=1)
-    trending = (adx >= cfg.adx_trend) & (band["vol"] >= band["vol_lo"]) & (band["vol"] <= band["vol_hi"])
-    up = trending & (e20 > e50) & (e50 > e200)
-    down = trending & (e20 < e50) & (e50 < e200)
-    labels = np.select(
-        [~known, up.to_numpy(), down.to_numpy()], ["unknown", "trend_up", "trend_down"], "chop"
+    adx, plus_di, minus_di, e20, e50 = (
+        df[c].astype(float) for c in ("adx", "plus_di", "minus_di", "ema_20", "ema_50")
     )
+    inputs = pd.concat(
+        [adx, plus_di, minus_di, e20, e50, band["vol"], band["vol_lo"], band["vol_hi"]], axis=1
+    )
+    known = np.isfinite(inputs.to_numpy(float)).all(axis=1)
+    in_band = ((band["vol"] >= band["vol_lo"]) & (band["vol"] <= band["vol_hi"])).to_numpy()
+    up = _trend_state(known & ((plus_di > minus_di) & (e20 > e50)).to_numpy(), adx.to_numpy(), cfg)
+    down = _trend_state(known & ((minus_di > plus_di) & (e20 < e50)).to_numpy(), adx.to_numpy(), cfg)
+    labels = np.select([~known, up & in_band, down & in_band], ["unknown", "trend_up", "trend_down"], "chop")
     return pd.Series(labels.astype(object), index=df.index, name="regime")
+
+
+def _trend_state(direction: np.ndarray, adx: np.ndarray, cfg: RegimeConfig) -> np.ndarray:
+    """The trend state (before the volatility veto): True on the bars of a run of consecutive bars with
+    `direction` (known inputs, DI and EMA pair agreeing) and ADX >= adx_trend - ADX_HOLD_MARGIN, from the
+    run's first bar with ADX >= adx_trend on. Past-only: a cumulative max within each run so far."""
+    with np.errstate(invalid="ignore"):
+        hold = direction & (adx >= cfg.adx_trend - ADX_HOLD_MARGIN)
+        start = hold & (adx >= cfg.adx_trend)
+    run = np.cumsum(~hold)  # constant along a run of held bars, a new value at every break
+    entered = pd.Series(start).groupby(run).cummax().to_numpy(bool)
+    return hold & entered
 
 
 def td_fade_weight(regime: str, td_setup_type: str | None, td_setup_count: int, cfg: RegimeConfig) -> float:

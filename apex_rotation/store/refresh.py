@@ -62,6 +62,11 @@ class RefreshSummary:
     def ok(self) -> bool:
         return not self.errors
 
+    @property
+    def bar_errors(self) -> dict[str, str]:
+        """Failures that cost bars (perps and open-interest failures excluded)."""
+        return {k: v for k, v in self.errors.items() if ":" not in k and k != "open_interest"}
+
 
 class DataPlane:
     """Refreshes and audits the store for one source; `now` is injectable for tests and replays."""
@@ -76,6 +81,7 @@ class DataPlane:
     ):
         self.cfg, self.store, self.source, self.perps_source = cfg, store, source, perps_source
         self._venue_sources: dict[str, MarketDataSource] = {}
+        self._audits: dict[tuple[str, str], tuple[pd.DataFrame, AuditReport]] = {}
         self.now = pd.Timestamp(now) if now is not None else utc_now()
         window = source.history_window()
         if window is not None:  # a fixed history (synthetic, a file import) is "now" at its own end
@@ -115,12 +121,16 @@ class DataPlane:
         return self._venue_sources[venue]
 
     def close(self) -> None:
-        for source in self._venue_sources.values():
+        """Close every source this plane used (its own, the perps venue's, per-symbol venues')."""
+        for source in {
+            id(s): s for s in [self.source, self.perps_source, *self._venue_sources.values()] if s
+        }.values():
             source.close()
 
     def refresh_bars(self, symbol: str, timeframes: Sequence[str] = TIMEFRAMES) -> SymbolRefresh:
         """Fetch new 1h bars, merge them into the stored base, rebuild the requested timeframes."""
         tf = BASE_TIMEFRAME
+        self._audits = {k: v for k, v in self._audits.items() if k[0] != symbol}
         source = self.source_for(symbol)
         existing = self.store.read(BARS, tf, symbol) if self.store.exists(BARS, tf, symbol) else None
         if existing is not None:
@@ -166,13 +176,21 @@ class DataPlane:
     # ------------------------------------------------------------------ audit
 
     def audit(self, symbol: str, timeframe: str, write: bool = True) -> AuditReport:
-        """Audit stored bars; write the cleaned `audited_bars` partition only when it validates."""
-        bars = self.store.read(BARS, timeframe, symbol)
-        audited, report = audit_bars(
-            bars, symbol=symbol, timeframe=timeframe, cfg=self.cfg.audit, now=self.now
-        )
-        if write and timeframe != BASE_TIMEFRAME:
-            audited = self._from_audited_base(symbol, timeframe, audited)
+        """Audit stored bars; write the cleaned `audited_bars` partition only when it validates.
+
+        A 4h/1d audited bar is resampled from the audited 1h bars, so a bad tick or a missing hour costs
+        that hour, not the whole bar; its `outlier` flag stays the timeframe's own (its return against its
+        own robust sigma), and the report's counts are those of the timeframe's raw bars.
+        """
+        audited, report = self._audit_one(symbol, timeframe)
+        if timeframe != BASE_TIMEFRAME:
+            base, _ = self._audit_one(symbol, BASE_TIMEFRAME)
+            rebuilt = resample(base, timeframe, symbol=symbol)
+            if not rebuilt.index.equals(audited.index):  # cannot happen for bars resampled from that base
+                raise SourceError(
+                    f"{symbol} {timeframe}: stored bars do not match the 1h base; refresh again"
+                )
+            audited = rebuilt.assign(outlier=audited["outlier"].to_numpy())
             report = report.model_copy(update={"filled": int(audited["filled"].sum())})
         if write:
             audited = validate_frame(
@@ -181,17 +199,15 @@ class DataPlane:
             self.store.write(AUDITED_BARS, timeframe, symbol, audited, meta=report.model_dump(mode="json"))
         return report
 
-    def _from_audited_base(self, symbol: str, timeframe: str, audited: pd.DataFrame) -> pd.DataFrame:
-        """A 4h/1d audited bar is resampled from the audited 1h bars, so a bad tick or a missing hour costs
-        that hour, not the whole bar; `outlier` stays the timeframe's own (its return vs its own sigma)."""
-        base_bars = self.store.read(BARS, BASE_TIMEFRAME, symbol)
-        base, _ = audit_bars(
-            base_bars, symbol=symbol, timeframe=BASE_TIMEFRAME, cfg=self.cfg.audit, now=self.now
-        )
-        rebuilt = resample(base, timeframe, symbol=symbol)
-        if not rebuilt.index.equals(audited.index):  # cannot happen for bars resampled from that base
-            raise SourceError(f"{symbol} {timeframe}: stored bars do not match the 1h base; refresh again")
-        return rebuilt.assign(outlier=audited["outlier"].to_numpy())
+    def _audit_one(self, symbol: str, timeframe: str) -> tuple[pd.DataFrame, AuditReport]:
+        """The audit of one stored partition, memoised for this refresh (4h and 1d reuse the 1h one)."""
+        key = (symbol, timeframe)
+        if key not in self._audits:
+            bars = self.store.read(BARS, timeframe, symbol)
+            self._audits[key] = audit_bars(
+                bars, symbol=symbol, timeframe=timeframe, cfg=self.cfg.audit, now=self.now
+            )
+        return self._audits[key]
 
     # ------------------------------------------------------------------ perps data
 
@@ -269,24 +285,28 @@ class DataPlane:
 
     # ------------------------------------------------------------------ everything
 
-    def refresh_all(
+    def refresh(
         self,
-        symbols: Iterable[str],
-        timeframes: Sequence[str] = TIMEFRAMES,
+        timeframes_by_symbol: dict[str, Sequence[str]],
         progress: Callable[[str], None] | None = None,
+        audit: bool = False,
     ) -> RefreshSummary:
-        """Refresh, audit and report; a failing symbol is reported and the others still complete."""
+        """Refresh bars (and audit them when asked), then funding/OI, open interest and ground truth.
+
+        A failing symbol is reported and the others still complete; a perps-venue failure is reported
+        under `<symbol>:perps` and never costs that symbol's spot bars.
+        """
         summary = RefreshSummary()
-        symbols = list(symbols)
-        for symbol in symbols:
+        for symbol, timeframes in timeframes_by_symbol.items():
             try:
                 summary.symbols.append(self.refresh_bars(symbol, timeframes))
-                summary.reports.extend(self.audit(symbol, tf) for tf in timeframes)
+                if audit:
+                    summary.reports.extend(self.audit(symbol, tf) for tf in timeframes)
             except Exception as exc:  # reported per symbol; the run fails at the end
                 log.error("refresh failed", extra=kv(symbol=symbol, error=str(exc)))
                 summary.errors[symbol] = f"{type(exc).__name__}: {exc}"
             else:
-                try:  # funding/OI come from a perps venue: its outage must not cost the spot bars
+                try:
                     self.refresh_perps(symbol)
                 except Exception as exc:
                     log.error("perps refresh failed", extra=kv(symbol=symbol, error=str(exc)))
@@ -294,12 +314,28 @@ class DataPlane:
             if progress:
                 progress(symbol)
         try:
-            self.snapshot_open_interest([s for s in symbols if s not in summary.errors])
+            self.snapshot_open_interest([s for s in timeframes_by_symbol if s not in summary.errors])
         except Exception as exc:
             summary.errors["open_interest"] = f"{type(exc).__name__}: {exc}"
         self.write_ground_truth()
-        write_audit_report(self.store.root, summary.reports)
         return summary
+
+    def refresh_all(
+        self,
+        symbols: Iterable[str],
+        timeframes: Sequence[str] = TIMEFRAMES,
+        progress: Callable[[str], None] | None = None,
+    ) -> RefreshSummary:
+        """Refresh and audit every asked symbol × timeframe, then rewrite the audit report."""
+        summary = self.refresh({s: timeframes for s in symbols}, progress=progress, audit=True)
+        rebuild_audit_report(self.store)
+        return summary
+
+    def __enter__(self) -> DataPlane:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _venue_of(source: MarketDataSource) -> str:
@@ -323,17 +359,36 @@ def merge_bars(existing: pd.DataFrame | None, new: pd.DataFrame) -> tuple[pd.Dat
     return merged, len(new) - len(overlap), revised
 
 
+def rebuild_audit_report(store: ParquetStore) -> Path:
+    """Write `reports/audit.json` from the reports stored with every `audited_bars` partition.
+
+    Each partition file carries its own report, so concurrent runs cannot lose each other's entries.
+    """
+    path = Path(store.root) / REPORTS_DIR / AUDIT_REPORT_FILE
+    reports = [store.meta(AUDITED_BARS, tf, symbol) for tf, symbol in store.partitions(AUDITED_BARS)]
+    _write_json_atomic(path, sorted(reports, key=_report_order))
+    return path
+
+
+def _report_order(report: dict) -> tuple[str, int]:
+    tf = report.get("timeframe")
+    return report.get("symbol", ""), TIMEFRAMES.index(tf) if tf in TIMEFRAMES else len(TIMEFRAMES)
+
+
+def _write_json_atomic(path: Path, value: object) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(value, fh, indent=2)
+    os.replace(tmp, path)
+
+
 def write_audit_report(root: Path, reports: Sequence[AuditReport]) -> Path:
     """Update `reports/audit.json` with these reports (other symbols/timeframes already there are kept)."""
     path = Path(root) / REPORTS_DIR / AUDIT_REPORT_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
     merged = {(r["symbol"], r["timeframe"]): r for r in _read_reports(path)}
     merged.update({(r.symbol, r.timeframe): r.model_dump(mode="json") for r in reports})
-    fd, tmp = tempfile.mkstemp(prefix=".audit.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        order = sorted(merged, key=lambda k: (k[0], TIMEFRAMES.index(k[1]) if k[1] in TIMEFRAMES else 99))
-        json.dump([merged[k] for k in order], fh, indent=2)
-    os.replace(tmp, path)
+    _write_json_atomic(path, sorted(merged.values(), key=_report_order))
     return path
 
 
