@@ -31,6 +31,8 @@ DATA_DIR_ENV = "APEX_DATA_DIR"
 CONFIG_ENV = "APEX_CONFIG"
 
 SourceName = Literal["synthetic", "ccxt", "hyperliquid", "files"]
+# Correlation and beta are measured against these (feature names corr_btc_14, beta_eth_30, …).
+BENCHMARK_SYMBOLS = ("BTC", "ETH")
 
 
 class ConfigError(ValueError):
@@ -104,6 +106,11 @@ class BasketConfig(_Model):
         missing = [a for a in self.apex_assets if a not in self.names]
         if missing:
             raise ValueError(f"apex assets {missing} are not in basket.symbols")
+        unknown = [a for a in self.apex_assets if a not in BENCHMARK_SYMBOLS]
+        if unknown or not self.apex_assets:
+            raise ValueError(
+                f"apex_assets must be some of {list(BENCHMARK_SYMBOLS)} (got {self.apex_assets})"
+            )
         return self
 
     @property

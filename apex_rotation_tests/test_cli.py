@@ -101,3 +101,17 @@ def test_run_materializes_everything_and_prints_candidates(small_config, tmp_pat
         "timeframe",
     }
     assert out.count("confirmed at") == 3 and "volume_spike: volume" in out
+
+
+def test_run_with_a_basket_without_eth(tmp_path, capsys):
+    """BTC as the only apex asset: ETH's corr/beta columns are NaN, everything else runs."""
+    from apex_rotation.features import load
+
+    raw = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())
+    raw["basket"] = {"symbols": ["BTC", "SOL", "APT"], "apex_assets": ["BTC"], "quote": "USDT"}
+    raw["synthetic"]["days"] = 60
+    path = tmp_path / "btc_only.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    assert main(["run", "--config", str(path), "--store", str(tmp_path / "store")]) == 0
+    features = load("SOL", "4h", root=tmp_path / "store")
+    assert features["corr_eth_14"].isna().all() and features["corr_btc_14"].notna().sum() > 200

@@ -59,6 +59,7 @@ def test_bad_value_names_file_field_and_reason(tmp_path):
         ({"timeframes": {"htf": "2h", "ltf": "1h"}}, "timeframes.htf"),
         ({"basket": {"symbols": ["BTC", "ETH", "ETH"]}}, "basket.symbols"),
         ({"basket": {"symbols": ["SOL"]}}, "basket"),
+        ({"basket": {"symbols": ["BTC", "ETH", "SOL"], "apex_assets": ["SOL"]}}, "apex_assets must be"),
         ({"unknown_section": {}}, "unknown_section"),
         ({"td": {"profile": "aggressive"}}, "td.profile"),
     ],

@@ -11,7 +11,6 @@ import pytest
 from apex_rotation.config import ApexConfig, MarketFiltersConfig
 from apex_rotation.signals.confirm import (
     FILTERS,
-    ConfirmConfig,
     FilterResult,
     apply,
     breakout,
@@ -23,7 +22,7 @@ from apex_rotation.signals.confirm import (
 from apex_rotation.signals.rotation import CONTEXT_COLUMNS, RotationCandidate, scan
 from apex_rotation.signals.rules import Name, RuleError
 
-CFG = ConfirmConfig()
+CFG = MarketFiltersConfig()
 # A bar that passes volume_spike (3.1x) and breakout, has +7.3 % OI, cool funding that just flipped.
 BASE = {
     "close": 105.0,
@@ -72,14 +71,14 @@ def test_volume_spike() -> None:
     assert result(volume_spike, volume=150.0) == (False, "volume 1.5x EMA20 (< 2.0x)")
     assert result(volume_spike, vol_ema20=None) == (None, "insufficient data: no volume EMA20")
     assert result(volume_spike, vol_ema20=math.nan) == (None, "insufficient data: no volume EMA20")
-    assert volume_spike(ctx(volume=250.0), ConfirmConfig(volume_x=3.0)).passed is False
+    assert volume_spike(ctx(volume=250.0), MarketFiltersConfig(volume_x=3.0)).passed is False
 
 
 def test_breakout() -> None:
     assert result(breakout) == (True, "close 105 > prior high 104")
     assert result(breakout, close=104.0) == (False, "close 104 ≤ prior high 104")  # must close above
     assert result(breakout, hh_prev=None) == (None, "insufficient data: no prior high")
-    atr_cfg = ConfirmConfig(breakout_atr_mult=0.5)  # level 104 + 0.5 × 2 = 105
+    atr_cfg = MarketFiltersConfig(breakout_atr_mult=0.5)  # level 104 + 0.5 × 2 = 105
     assert breakout(ctx(), atr_cfg) == FilterResult(
         name="breakout", passed=False, reason="close 105 ≤ prior high 104 + 0.5×ATR 2 = 105"
     )
@@ -171,7 +170,7 @@ def test_missing_data_is_never_a_silent_pass() -> None:
 def test_rules_from_python_from_config_and_bad_ones() -> None:
     [by_rule] = apply([candidate(volume=150.0)], Name("volume_spike") | Name("oi_shift"))
     assert (by_rule.passed, by_rule.rule) == (True, "volume_spike OR oi_shift")
-    [by_config] = apply([candidate()], config=ConfirmConfig(volume_x=4.0, rule="volume_spike"))
+    [by_config] = apply([candidate()], config=MarketFiltersConfig(volume_x=4.0, rule="volume_spike"))
     assert by_config.passed is False
     assert by_config.reasons[1] == "volume_spike: volume 3.1x EMA20 (< 4.0x)"
     with pytest.raises(RuleError, match="unknown filter 'volume_spik' at column 1, did you mean"):
@@ -179,11 +178,6 @@ def test_rules_from_python_from_config_and_bad_ones() -> None:
     with pytest.raises(RuleError, match="unknown filter 'rsi'"):
         apply([candidate()], Name("rsi"))
     assert apply([], "oi_shift") == []
-
-
-def test_config_reads_the_market_filters_section() -> None:
-    got = ConfirmConfig.from_market_filters(MarketFiltersConfig(volume_x=2.5, breakout_lookback=30))
-    assert got == ConfirmConfig(volume_x=2.5)
 
 
 # ---------------------------------------------------------------- the scanner hands over everything needed

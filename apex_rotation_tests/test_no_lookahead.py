@@ -45,7 +45,6 @@ from apex_rotation.config import load_config
 from apex_rotation.features import td
 from apex_rotation.features.build import build_features, model_returns
 from apex_rotation.ingest.clean import clean_ohlcv
-from apex_rotation.signals.confirm import ConfirmConfig
 from apex_rotation.signals.rotation import RotationCandidate, candidates_from_history, scan, scan_history
 from apex_rotation.signals.stage import CONFIRMED, EXPIRED, WATCHING, watch_candidates
 from apex_rotation.store.audit import audit_bars
@@ -175,7 +174,7 @@ def run_pipeline(data: Inputs, timeframe: str, now: pd.Timestamp, *, signals: bo
         run.confirmations = watch_candidates(
             candidates_from_history(run.candidates),
             frames,
-            ConfirmConfig.from_market_filters(CFG.market_filters),
+            CFG.market_filters,
             CFG.market_filters.confirm_window_bars,
         )
     return run

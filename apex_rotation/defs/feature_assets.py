@@ -19,7 +19,8 @@ def own_plus_benchmarks(cfg: AppConfig) -> dg.MultiPartitionMapping:
     names = cfg.basket.names
     upstream_to_downstream = {s: {s} for s in names}
     for bench in BENCHMARKS:
-        upstream_to_downstream[bench] = set(names)
+        if bench in upstream_to_downstream:
+            upstream_to_downstream[bench] = set(names)
     return dg.MultiPartitionMapping(
         {
             SYMBOL_DIM: dg.DimensionPartitionMapping(

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from apex_rotation.config import AppConfig
+from apex_rotation.config import BENCHMARK_SYMBOLS, AppConfig
 from apex_rotation.features import indicators as ind
 from apex_rotation.features.correlation import rolling_corr_beta
 from apex_rotation.features.fib import fib_features
@@ -26,7 +26,7 @@ from apex_rotation.store.audit import winsorize_returns
 from apex_rotation.timeframes import bars_per_day
 
 CORR_WINDOWS_DAYS = (14, 30)
-BENCHMARKS = ("BTC", "ETH")
+BENCHMARKS = BENCHMARK_SYMBOLS
 WINSOR_WINDOW = 720
 
 
@@ -69,8 +69,9 @@ def correlation_features(
     returns: pd.Series, bench_returns: dict[str, pd.Series], timeframe: str
 ) -> pd.DataFrame:
     out = pd.DataFrame(index=returns.index)
+    missing = pd.Series(np.nan, index=returns.index)  # a benchmark not in the basket: NaN columns
     for bench in BENCHMARKS:
-        b = bench_returns[bench].reindex(returns.index)
+        b = bench_returns.get(bench, missing).reindex(returns.index)
         for days in CORR_WINDOWS_DAYS:
             corr, beta = rolling_corr_beta(
                 returns.to_numpy()[:, None], b.to_numpy(), days * bars_per_day(timeframe)

@@ -37,7 +37,11 @@ def compute_features(
     cfg: AppConfig, store: ParquetStore, timeframe: str, symbols: list[str]
 ) -> dict[str, list[str]]:
     """Write `features` for `symbols` at one timeframe; returns the problems of partitions not written."""
-    bench = {b: model_returns(store.read(AUDITED_BARS, timeframe, b), cfg) for b in BENCHMARKS}
+    bench = {
+        b: model_returns(store.read(AUDITED_BARS, timeframe, b), cfg)
+        for b in BENCHMARKS
+        if b in cfg.basket.names
+    }
     problems: dict[str, list[str]] = {}
     for symbol in symbols:
         frame = build_features(

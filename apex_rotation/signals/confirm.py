@@ -1,7 +1,7 @@
 """Market confirmation of rotation candidates: named filters on the alt's trigger bar, combined by a rule.
 
 Each filter is a pure function of a candidate's `context` (the alt's values on the trigger bar, all known
-at that bar's close) and a `ConfirmConfig`, and says why in numbers. A filter whose inputs are missing
+at that bar's close) and the `market_filters` section of the config (`MarketFiltersConfig`), and says why in numbers. A filter whose inputs are missing
 returns ``passed=None`` with an "insufficient data: ..." reason (never a silent pass); the rule then
 decides with three-valued logic, and a rule that comes out None does not confirm.
 
@@ -15,30 +15,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 from apex_rotation.config import MarketFiltersConfig
 from apex_rotation.signals.rotation import RotationCandidate
 from apex_rotation.signals.rules import Rule, RuleError, check_known, parse
-
-DEFAULT_RULE = "volume_spike AND breakout"
-
-
-class ConfirmConfig(BaseModel):
-    """Thresholds of the confirmation filters (to move into `market_filters` of the app config)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    volume_x: float = Field(2.0, gt=0)
-    breakout_atr_mult: float = Field(0.0, ge=0)
-    oi_shift_min_pct: float = 5.0
-    funding_hot: float = 0.0005
-    rule: str = DEFAULT_RULE
-
-    @classmethod
-    def from_market_filters(cls, filters: MarketFiltersConfig) -> ConfirmConfig:
-        """The app's `market_filters` section, taking whichever of these fields it defines."""
-        return cls(**{k: v for k, v in filters.model_dump().items() if k in cls.model_fields})
 
 
 class FilterResult(BaseModel):
@@ -65,7 +46,7 @@ def _rate(x: float) -> str:
     return f"{x * 100:+.4f}%/h"
 
 
-def volume_spike(ctx: Context, cfg: ConfirmConfig) -> FilterResult:
+def volume_spike(ctx: Context, cfg: MarketFiltersConfig) -> FilterResult:
     """Bar volume at least `volume_x` times its EMA20: real participation behind the move."""
     volume, ema = _get(ctx, "volume"), _get(ctx, "vol_ema20")
     if volume is None or ema is None or ema <= 0:
@@ -79,7 +60,7 @@ def volume_spike(ctx: Context, cfg: ConfirmConfig) -> FilterResult:
     )
 
 
-def breakout(ctx: Context, cfg: ConfirmConfig) -> FilterResult:
+def breakout(ctx: Context, cfg: MarketFiltersConfig) -> FilterResult:
     """Close above the prior lookback high (+ `breakout_atr_mult` × ATR when > 0, to skip marginal pokes)."""
     close, high = _get(ctx, "close"), _get(ctx, "hh_prev")
     if close is None or high is None:
@@ -97,7 +78,7 @@ def breakout(ctx: Context, cfg: ConfirmConfig) -> FilterResult:
     )
 
 
-def oi_shift(ctx: Context, cfg: ConfirmConfig) -> FilterResult:
+def oi_shift(ctx: Context, cfg: MarketFiltersConfig) -> FilterResult:
     """Open interest grew by at least `oi_shift_min_pct` % over the bar: new positions, not just spot."""
     chg = _get(ctx, "oi_chg")
     if chg is None:
@@ -111,7 +92,7 @@ def oi_shift(ctx: Context, cfg: ConfirmConfig) -> FilterResult:
     )
 
 
-def funding_flip(ctx: Context, cfg: ConfirmConfig) -> FilterResult:
+def funding_flip(ctx: Context, cfg: MarketFiltersConfig) -> FilterResult:
     """Funding turned from negative (shorts paying longs) to ≥ 0 by this bar: the short crowd is unwinding.
 
     Defined as ``funding_prev < 0 <= funding``; `cfg` is unused but kept for the common filter signature.
@@ -130,7 +111,7 @@ def funding_flip(ctx: Context, cfg: ConfirmConfig) -> FilterResult:
     )
 
 
-def funding_hot(ctx: Context, cfg: ConfirmConfig) -> FilterResult:
+def funding_hot(ctx: Context, cfg: MarketFiltersConfig) -> FilterResult:
     """Funding at or above `funding_hot` per hour: longs crowded and paying up (a caution, used with NOT)."""
     now = _get(ctx, "funding")
     if now is None:
@@ -142,7 +123,7 @@ def funding_hot(ctx: Context, cfg: ConfirmConfig) -> FilterResult:
     )
 
 
-FILTERS: dict[str, Callable[[Context, ConfirmConfig], FilterResult]] = {
+FILTERS: dict[str, Callable[[Context, MarketFiltersConfig], FilterResult]] = {
     "volume_spike": volume_spike,
     "breakout": breakout,
     "oi_shift": oi_shift,
@@ -168,11 +149,11 @@ def parse_rule(rule: str | Rule) -> Rule:
     return parse(rule, FILTERS) if isinstance(rule, str) else check_known(rule, FILTERS)
 
 
-def evaluate_filters(ctx: Context, cfg: ConfirmConfig) -> dict[str, FilterResult]:
+def evaluate_filters(ctx: Context, cfg: MarketFiltersConfig) -> dict[str, FilterResult]:
     return {name: fn(ctx, cfg) for name, fn in FILTERS.items()}
 
 
-def confirm(candidate: RotationCandidate, rule: Rule, cfg: ConfirmConfig) -> Confirmed:
+def confirm(candidate: RotationCandidate, rule: Rule, cfg: MarketFiltersConfig) -> Confirmed:
     """Run every filter on the candidate's context, then the rule; the first reason is the verdict."""
     filters = evaluate_filters(candidate.context, cfg)
     verdict = rule.evaluate({name: result.passed for name, result in filters.items()})
@@ -191,18 +172,16 @@ def apply(
     candidates: Iterable[RotationCandidate],
     rules: str | Rule | None = None,
     *,
-    config: ConfirmConfig | None = None,
+    config: MarketFiltersConfig | None = None,
 ) -> list[Confirmed]:
     """Confirm the scanner's candidates with a rule (default: `config.rule`); one Confirmed per candidate."""
-    cfg = config if config is not None else ConfirmConfig()
+    cfg = config if config is not None else MarketFiltersConfig()
     rule = parse_rule(cfg.rule if rules is None else rules)
     return [confirm(c, rule, cfg) for c in candidates]
 
 
 __all__ = [
-    "DEFAULT_RULE",
     "FILTERS",
-    "ConfirmConfig",
     "Confirmed",
     "FilterResult",
     "RuleError",

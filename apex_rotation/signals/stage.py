@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from apex_rotation.config import AppConfig
+from apex_rotation.config import AppConfig, MarketFiltersConfig
 from apex_rotation.features.build import BENCHMARKS, CORR_WINDOWS_DAYS
 from apex_rotation.features.loader import load
 from apex_rotation.schemas import SchemaViolation, confirmations_schema, signals_schema, validate_frame
@@ -156,7 +156,7 @@ def _context_at(frame: pd.DataFrame, t: pd.Timestamp) -> dict[str, float | None]
 def watch_candidates(
     candidates: list[rotation.RotationCandidate],
     frames: dict[str, pd.DataFrame],
-    settings: confirm.ConfirmConfig,
+    settings: MarketFiltersConfig,
     window_bars: int,
 ) -> pd.DataFrame:
     """Confirm each candidate on its trigger bar and on each of the next `window_bars` bars.
@@ -209,7 +209,7 @@ def _confirmation_row(item: confirm.Confirmed, eval_time: pd.Timestamp, bars_aft
 def confirm_history(cfg: AppConfig, store: ParquetStore, timeframe: str) -> pd.DataFrame:
     """Watch every stored candidate of one timeframe with the configured rule and write the result."""
     history = store.read(ROTATION_CANDIDATES, timeframe, BASKET_KEY)
-    settings = confirm.ConfirmConfig.from_market_filters(cfg.market_filters)
+    settings = cfg.market_filters
     symbols = sorted(set(history["symbol"])) if len(history) else []
     frames = {
         s: load(s, timeframe, cols=list(rotation.CONTEXT_COLUMNS), root=store.root, assets=SIGNAL_INPUTS)
