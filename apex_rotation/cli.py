@@ -147,7 +147,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(
             "WARNING: the pipeline failed; what follows may be stale (see the errors above)", file=sys.stderr
         )
-    print(run_summary(cfg, ParquetStore(root), latest=args.latest))
+    print(run_summary(ParquetStore(root), latest=args.latest))
     print(f"\nruns={','.join(result.run_ids)} took={time.perf_counter() - started:.1f}s")
     if result.failed_checks:
         print(f"failed checks: {', '.join(result.failed_checks)}", file=sys.stderr)

@@ -398,6 +398,11 @@ def _previous(series: pd.Series, step: pd.Timedelta, bars: pd.DatetimeIndex) -> 
     return series.astype("float64").shift(1, freq=step).reindex(bars).to_numpy()
 
 
+def empty_history() -> pd.DataFrame:
+    """A `scan_history` result with no candidates (a timeframe that does not trigger)."""
+    return _empty_history({})
+
+
 def _empty_history(insufficient: dict[str, int]) -> pd.DataFrame:
     out = pd.DataFrame({c: pd.Series(dtype="object") for c in HISTORY_COLUMNS})
     out["bar_time"] = pd.Series(dtype="datetime64[ns, UTC]")

@@ -16,7 +16,7 @@ from apex_rotation.features.loader import load
 from apex_rotation.schemas import SchemaViolation, confirmations_schema, signals_schema, validate_frame
 from apex_rotation.signals import confirm, rotation
 from apex_rotation.store.parquet import ParquetStore
-from apex_rotation.store.refresh import BARS, GROUND_TRUTH
+from apex_rotation.store.refresh import BARS, GROUND_TRUTH, SYNTHETIC
 
 ROTATION_CANDIDATES = "rotation_candidates"
 CONFIRMATIONS = "confirmations"
@@ -79,13 +79,15 @@ def gate_violations(candidates: pd.DataFrame, cfg: AppConfig) -> list[str]:
     return [f"{r.symbol} {r.bar_time}" for r in bad.itertuples()][:50]
 
 
-def ground_truth_scores(store: ParquetStore, candidates: pd.DataFrame, timeframe: str) -> dict | None:
+def ground_truth_scores(
+    store: ParquetStore, candidates: pd.DataFrame, timeframe: str, apex: str
+) -> dict | None:
     """Precision/recall against the planted episodes, when the bars came from the synthetic market."""
-    if not store.exists(GROUND_TRUTH, None, "synthetic") or not store.exists(BARS, timeframe, "BTC"):
+    if not store.exists(GROUND_TRUTH, None, SYNTHETIC) or not store.exists(BARS, timeframe, apex):
         return None
-    if store.meta(BARS, timeframe, "BTC").get("source") != "synthetic":
+    if store.meta(BARS, timeframe, apex).get("source") != SYNTHETIC:
         return None
-    truth = store.read(GROUND_TRUTH, None, "synthetic")
+    truth = store.read(GROUND_TRUTH, None, SYNTHETIC)
     return rotation.precision_recall(candidates, truth, timeframe)
 
 
@@ -115,12 +117,13 @@ def scan_timeframe(cfg: AppConfig, store: ParquetStore, timeframe: str) -> ScanR
     """
     frames = load_frames(cfg, store, timeframe)
     apex_frames = {a: frames[a] for a in cfg.basket.apex_assets}
-    history = rotation.scan_history(
-        apex_frames, frames, cfg.apex, timeframe=timeframe, corr_window_days=cfg.apex.corr_window_days
-    )
-    insufficient = dict(history.attrs.get("insufficient_data", {}))
-    if timeframe not in cfg.apex.trigger_timeframes:
-        history, insufficient = history.iloc[:0], {}
+    if timeframe in cfg.apex.trigger_timeframes:
+        history = rotation.scan_history(
+            apex_frames, frames, cfg.apex, timeframe=timeframe, corr_window_days=cfg.apex.corr_window_days
+        )
+    else:
+        history = rotation.empty_history()
+    insufficient = dict(history.attrs.get(rotation.INSUFFICIENT_DATA, {}))
     history = history.reset_index(drop=True).rename_axis("row")
     history = validate_frame(signals_schema(), history, f"rotation candidates {timeframe}")
     profile = basket_profile(frames)
@@ -129,7 +132,7 @@ def scan_timeframe(cfg: AppConfig, store: ParquetStore, timeframe: str) -> ScanR
         candidates=history,
         profile=profile,
         insufficient_data=insufficient,
-        scores=ground_truth_scores(store, history, timeframe),
+        scores=ground_truth_scores(store, history, timeframe, cfg.basket.apex_assets[0]),
         gate_violations=gate_violations(history, cfg),
     )
     meta = {

@@ -6,9 +6,9 @@ import json
 
 import pandas as pd
 
-from apex_rotation.config import AppConfig
 from apex_rotation.signals.stage import BASKET_KEY, CONFIRMATIONS, ROTATION_CANDIDATES, latest_status
 from apex_rotation.store.parquet import ParquetStore
+from apex_rotation.store.refresh import AUDIT_REPORT_FILE, REPORTS_DIR
 from apex_rotation.timeframes import TIMEFRAMES
 
 
@@ -59,7 +59,7 @@ def _watch_lines(status: pd.Series) -> list[str]:
     return [line] + [f"      {reason}" for reason in str(status["reasons"]).split(" | ")]
 
 
-def timeframe_section(cfg: AppConfig, store: ParquetStore, timeframe: str, latest: int) -> list[str]:
+def timeframe_section(store: ParquetStore, timeframe: str, latest: int) -> list[str]:
     if not store.exists(ROTATION_CANDIDATES, timeframe, BASKET_KEY):
         return [f"[{timeframe}] not computed yet"]
     candidates = store.read(ROTATION_CANDIDATES, timeframe, BASKET_KEY)
@@ -86,14 +86,14 @@ def timeframe_section(cfg: AppConfig, store: ParquetStore, timeframe: str, lates
     return lines
 
 
-def run_summary(cfg: AppConfig, store: ParquetStore, latest: int = 5) -> str:
+def run_summary(store: ParquetStore, latest: int = 5) -> str:
     lines = ["Latest rotation candidates (LAGGING_ROTATION) per timeframe", ""]
     for timeframe in TIMEFRAMES:
-        lines += timeframe_section(cfg, store, timeframe, latest)
+        lines += timeframe_section(store, timeframe, latest)
         lines.append("")
     lines.append(f"outputs: {store.root}/<asset>/<timeframe>/<symbol>.parquet")
     lines.append(f"  candidates:    {store.root}/{ROTATION_CANDIDATES}/<tf>/{BASKET_KEY}.parquet")
     lines.append(f"  confirmations: {store.root}/{CONFIRMATIONS}/<tf>/{BASKET_KEY}.parquet")
-    lines.append(f"  audit report:  {store.root}/reports/audit.json")
+    lines.append(f"  audit report:  {store.root / REPORTS_DIR / AUDIT_REPORT_FILE}")
     lines.append("  query with DuckDB: apex_rotation.store.query.query(root, 'SELECT * FROM features_4h')")
     return "\n".join(lines)
