@@ -10,7 +10,6 @@ import hashlib
 import os
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pandas as pd
@@ -23,7 +22,6 @@ from apex_rotation.ingest.synthetic import (
     INTEREST,
     SyntheticMarket,
     SyntheticSource,
-    build_market,
 )
 
 ALL_TIME = (pd.Timestamp("2000-01-01", tz="UTC"), pd.Timestamp("2100-01-01", tz="UTC"))
@@ -92,14 +90,6 @@ def test_default_market_window_and_shape(source: SyntheticSource, hourly: dict[s
         assert frame["open_time"].dtype == np.int64
         assert (frame["ticker"] == symbol).all()
         assert frame.index[0] == first and frame.index[-1] == last
-
-
-def test_generation_is_fast(default_config: AppConfig):
-    started = time.perf_counter()
-    build_market(default_config)
-    took = time.perf_counter() - started
-    print(f"synthetic market, 17 symbols x 17,520 1h bars + ground truth: {took * 1000:.0f} ms")
-    assert took < 1.0
 
 
 def test_same_config_gives_identical_market(source: SyntheticSource, default_config: AppConfig):
