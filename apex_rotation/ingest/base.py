@@ -76,3 +76,26 @@ class MarketDataSource(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release sessions; sources without any keep the default."""
+
+
+def empty_raw_ohlcv() -> pd.DataFrame:
+    """A raw OHLCV frame with no rows and the right dtypes (a fetch that found nothing)."""
+    return pd.DataFrame(
+        {
+            "open_time": pd.Series(dtype="int64"),
+            **{c: pd.Series(dtype="float64") for c in OHLCV_COLUMNS},
+            "ticker": pd.Series(dtype="object"),
+        }
+    )
+
+
+def to_ms(ts: object, what: str, *, source: str, symbol: str = "?", timeframe: str = "?") -> int:
+    """Milliseconds since the epoch of a tz-aware timestamp (a naive one is ambiguous, so refused)."""
+    where = {"source": source, "symbol": symbol, "timeframe": timeframe}
+    try:
+        t = pd.Timestamp(ts)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{what} {ts!r} is not a timestamp", **where) from exc
+    if t.tzinfo is None:
+        raise DataError(f"{what} {t} has no timezone; pass UTC timestamps", **where)
+    return int(t.value // 1_000_000)

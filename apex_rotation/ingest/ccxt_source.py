@@ -26,6 +26,8 @@ from apex_rotation.ingest.base import (
     DataError,
     MarketDataSource,
     SourceError,
+    empty_raw_ohlcv,
+    to_ms,
 )
 from apex_rotation.ingest.retry import (
     MalformedResponse,
@@ -45,24 +47,6 @@ PAGE_LIMITS: dict[str, int] = {"binance": 1000}
 MARKET_OPTIONS: dict[str, dict] = {"binance": {"fetchMarkets": {"types": ["spot"]}}}
 #: ccxt's network failures (rate limit, DDoS protection, 5xx, timeout, reset) and cut bodies are retried.
 RETRY_ON: tuple[type[BaseException], ...] = (ccxt.NetworkError, MalformedResponse)
-
-
-def to_ms(ts: pd.Timestamp, what: str) -> int:
-    """Milliseconds since the epoch of a tz-aware timestamp (a naive one is ambiguous, so refused)."""
-    ts = pd.Timestamp(ts)
-    if ts.tzinfo is None:
-        raise DataError(f"{what} {ts} has no timezone; pass UTC timestamps", source="ccxt")
-    return int(ts.value // 1_000_000)
-
-
-def empty_raw_frame() -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "open_time": pd.Series(dtype="int64"),
-            **{c: pd.Series(dtype="float64") for c in OHLCV_COLUMNS},
-            "ticker": pd.Series(dtype="object"),
-        }
-    )
 
 
 def point_at(exchange: ccxt.Exchange, url: str) -> None:
@@ -176,19 +160,21 @@ class CcxtSource(MarketDataSource):
                 symbol=symbol,
                 timeframe=timeframe,
             )
-        now_ms = to_ms(self._clock(), "now")
-        to_ms(since, "since")  # refuse naive timestamps before comparing them with the alias spans
-        to_ms(until, "until")
+        now_ms = to_ms(self._clock(), "now", source="ccxt")
+        to_ms(
+            since, "since", source="ccxt"
+        )  # refuse naive timestamps before comparing them with the alias spans
+        to_ms(until, "until", source="ccxt")
         frames = []
         for ticker, lo, hi in ticker_segments(self.cfg.ticker_spans(self.venue, symbol), since, until):
-            lo_ms, hi_ms = to_ms(lo, "since"), min(to_ms(hi, "until"), now_ms)
+            lo_ms, hi_ms = to_ms(lo, "since", source="ccxt"), min(to_ms(hi, "until", source="ccxt"), now_ms)
             if lo_ms > hi_ms:  # nothing can exist after now: no request, not even for the markets
                 continue
             rows = self._fetch_pair(symbol, f"{ticker}/{self.cfg.basket.quote}", timeframe, lo_ms, hi_ms)
             if rows:
                 frames.append(pd.DataFrame(rows, columns=RAW_OHLCV_COLUMNS).assign(ticker=ticker))
         if not frames:
-            return empty_raw_frame()
+            return empty_raw_ohlcv()
         out = pd.concat(frames, ignore_index=True)
         out["open_time"] = out["open_time"].astype("int64")
         out[OHLCV_COLUMNS] = out[OHLCV_COLUMNS].astype("float64")

@@ -27,6 +27,7 @@ from apex_rotation.ingest.base import (
     DataError,
     MarketDataSource,
     SourceError,
+    empty_raw_ohlcv,
 )
 from apex_rotation.ingest.clean import epoch_to_ns
 from apex_rotation.timeframes import BASE_TIMEFRAME
@@ -76,7 +77,7 @@ class FilesSource(MarketDataSource):
         if segments and not pieces:
             raise SourceError(f"files source: no {timeframe} file for {symbol}; searched {searched}")
         if not pieces:
-            return _empty_raw()
+            return empty_raw_ohlcv()
         out = pd.concat(pieces, ignore_index=True)
         return out.sort_values("open_time", kind="stable", ignore_index=True)
 
@@ -105,11 +106,6 @@ class FilesSource(MarketDataSource):
                 pd.Timestamp(max(opens), unit="ms", tz="UTC"),
             )
         return self._window
-
-
-def _empty_raw() -> pd.DataFrame:
-    dtypes = {"open_time": np.int64, **dict.fromkeys(OHLCV_COLUMNS, np.float64), "ticker": object}
-    return pd.DataFrame({c: pd.Series(dtype=d) for c, d in dtypes.items()})
 
 
 def _read(path: Path, symbol: str, timeframe: str) -> pd.DataFrame:

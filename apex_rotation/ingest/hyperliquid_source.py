@@ -28,6 +28,8 @@ from apex_rotation.ingest.base import (
     DataError,
     MarketDataSource,
     SourceError,
+    empty_raw_ohlcv,
+    to_ms,
 )
 from apex_rotation.ingest.retry import (
     MalformedResponse,
@@ -52,23 +54,6 @@ _TRANSPORT_ERRORS = (requests.Timeout, requests.ConnectionError, requests.except
 _EMPTY_SPOT_META: dict = {"universe": [], "tokens": []}
 _CANDLE_KEYS = ("t", "s", "o", "h", "l", "c", "v")
 _FUNDING_KEYS = ("coin", "time", "fundingRate", "premium")
-
-
-def _ms(ts: pd.Timestamp, what: str) -> int:
-    ts = pd.Timestamp(ts)
-    if ts.tzinfo is None:
-        raise DataError(f"{what} {ts} has no timezone; pass UTC timestamps", source=VENUE)
-    return int(ts.value // 1_000_000)
-
-
-def _empty_candles() -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "open_time": pd.Series(dtype="int64"),
-            **{c: pd.Series(dtype="float64") for c in OHLCV_COLUMNS},
-            "ticker": pd.Series(dtype="object"),
-        }
-    )
 
 
 class HyperliquidSource(MarketDataSource):
@@ -204,10 +189,10 @@ class HyperliquidSource(MarketDataSource):
                 timeframe=timeframe,
             )
         step = TIMEFRAME_MS[timeframe]
-        now_ms = _ms(self._clock(), "now")
-        _ms(until, "until")
+        now_ms = to_ms(self._clock(), "now", source=VENUE)
+        to_ms(until, "until", source=VENUE)
         earliest = pd.Timestamp((now_ms // step - (MAX_CANDLES - 1)) * step, unit="ms", tz="UTC")
-        if _ms(since, "since") < earliest.value // 1_000_000:
+        if to_ms(since, "since", source=VENUE) < earliest.value // 1_000_000:
             log.info(
                 "clamp_since source=hyperliquid symbol=%s tf=%s requested=%s served_from=%s "
                 "reason=only_the_latest_%d_candles_exist",
@@ -220,11 +205,11 @@ class HyperliquidSource(MarketDataSource):
             since = earliest
         rows: list[dict] = []
         for ticker, lo, hi in ticker_segments(self.cfg.ticker_spans(VENUE, symbol), since, until):
-            lo_ms, hi_ms = _ms(lo, "since"), min(_ms(hi, "until"), now_ms)
+            lo_ms, hi_ms = to_ms(lo, "since", source=VENUE), min(to_ms(hi, "until", source=VENUE), now_ms)
             if lo_ms <= hi_ms:  # nothing can exist after now: no request, not even for meta
                 rows += self._candles(symbol, self._coin(symbol, ticker), timeframe, lo_ms, hi_ms)
         if not rows:
-            return _empty_candles()
+            return empty_raw_ohlcv()
         return self._candle_frame(symbol, timeframe, rows)
 
     def _candles(self, symbol: str, coin: str, timeframe: str, lo_ms: int, hi_ms: int) -> list[dict]:
@@ -305,12 +290,12 @@ class HyperliquidSource(MarketDataSource):
     # -- funding ---------------------------------------------------------------------------------
     def fetch_funding(self, symbol: str, since: pd.Timestamp, until: pd.Timestamp) -> pd.DataFrame:
         """Rows `time` (raw ms, jitter kept), `rate`, `premium`; paged from the last time + 1 ms."""
-        now_ms = _ms(self._clock(), "now")
-        _ms(since, "since")
-        _ms(until, "until")
+        now_ms = to_ms(self._clock(), "now", source=VENUE)
+        to_ms(since, "since", source=VENUE)
+        to_ms(until, "until", source=VENUE)
         rows: list[dict] = []
         for ticker, lo, hi in ticker_segments(self.cfg.ticker_spans(VENUE, symbol), since, until):
-            lo_ms, hi_ms = _ms(lo, "since"), min(_ms(hi, "until"), now_ms)
+            lo_ms, hi_ms = to_ms(lo, "since", source=VENUE), min(to_ms(hi, "until", source=VENUE), now_ms)
             if lo_ms <= hi_ms:
                 rows += self._funding(symbol, self._coin(symbol, ticker), lo_ms, hi_ms)
         if not rows:
@@ -367,7 +352,7 @@ class HyperliquidSource(MarketDataSource):
         """One `metaAndAssetCtxs` call: a snapshot row per symbol (open interest in coins, hourly funding)."""
         coins = {symbol: self._coin_now(symbol) for symbol in symbols}
         data = self._request("hyperliquid metaAndAssetCtxs", self.info.meta_and_asset_ctxs)
-        time_ms = _ms(self._clock(), "now")
+        time_ms = to_ms(self._clock(), "now", source=VENUE)
         if not (
             isinstance(data, list)
             and len(data) == 2

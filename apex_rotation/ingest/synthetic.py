@@ -74,7 +74,7 @@ import numpy as np
 import pandas as pd
 
 from apex_rotation.config import ApexConfig, AppConfig
-from apex_rotation.ingest.base import DataError, MarketDataSource, SourceError, UnsupportedData
+from apex_rotation.ingest.base import MarketDataSource, SourceError, UnsupportedData, to_ms
 
 HOUR_MS = 3_600_000
 TIMEFRAME_HOURS = {"1h": 1, "4h": 4, "1d": 24}
@@ -873,7 +873,10 @@ class SyntheticSource(MarketDataSource):
         return self.market.symbols.index(symbol)
 
     def _span(self, times: np.ndarray, since, until, symbol: str, timeframe: str) -> slice:
-        lo, hi = (_ms(t, what, symbol, timeframe) for t, what in ((since, "since"), (until, "until")))
+        lo, hi = (
+            to_ms(t, what, source="synthetic", symbol=symbol, timeframe=timeframe)
+            for t, what in ((since, "since"), (until, "until"))
+        )
         return slice(int(np.searchsorted(times, lo, "left")), int(np.searchsorted(times, hi, "right")))
 
     def fetch_ohlcv(
@@ -924,21 +927,3 @@ class SyntheticSource(MarketDataSource):
             end = int(m.open_ms[-1] + HOUR_MS)
             rows.append((symbol, end, m.open_interest[i, -1], m.funding[i, -1], m.close[i, -1]))
         return pd.DataFrame(rows, columns=["symbol", "time", "open_interest", "funding", "mark_price"])
-
-
-def _ms(ts: object, what: str, symbol: str, timeframe: str) -> int:
-    """Milliseconds since the epoch of a tz-aware timestamp (a naive one is ambiguous and refused)."""
-    try:
-        t = pd.Timestamp(ts)
-    except (TypeError, ValueError) as exc:
-        raise DataError(
-            f"{what} {ts!r} is not a timestamp", source="synthetic", symbol=symbol, timeframe=timeframe
-        ) from exc
-    if t.tzinfo is None:
-        raise DataError(
-            f"{what} {t} has no timezone; pass a UTC timestamp",
-            source="synthetic",
-            symbol=symbol,
-            timeframe=timeframe,
-        )
-    return int(t.value // 1_000_000)
