@@ -42,7 +42,9 @@ def asof_at_close(series: pd.DataFrame | None, bars: pd.DataFrame, column: str) 
     if series is None or series.empty or column not in series:
         return pd.Series(np.nan, index=bars.index)
     values = series[column].astype(float).sort_index()
-    pos = values.index.searchsorted(bars["close_time"].to_numpy(), side="right") - 1
+    stamps = pd.DatetimeIndex(values.index).as_unit("ns").asi8  # int64 ns: no per-element Timestamp objects
+    closes = pd.DatetimeIndex(bars["close_time"]).as_unit("ns").asi8
+    pos = np.searchsorted(stamps, closes, side="right") - 1
     out = np.where(pos >= 0, values.to_numpy()[np.clip(pos, 0, None)], np.nan)
     return pd.Series(out, index=bars.index)
 
