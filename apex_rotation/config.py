@@ -23,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from apex_rotation.timeframes import TIMEFRAMES, Timeframe
+from apex_rotation.timeframes import Timeframe
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_PATH = PROJECT_ROOT / "configs" / "default.yaml"
@@ -299,11 +299,6 @@ class AppConfig(_Model):
     store: StoreConfig = StoreConfig()
     logging: LoggingConfig = LoggingConfig()
     secrets_env: SecretsEnvConfig = SecretsEnvConfig()
-
-    @property
-    def timeframe_list(self) -> list[str]:
-        """Every timeframe the store keeps, base first."""
-        return list(TIMEFRAMES)
 
     def data_root(self) -> Path:
         """The store's root: $APEX_DATA_DIR, else `store.root` (relative paths from the project root)."""

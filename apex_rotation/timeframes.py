@@ -44,16 +44,5 @@ def last_closed_open(now: pd.Timestamp, tf: str) -> pd.Timestamp:
     return floor_to_grid(now, tf) - delta(tf)
 
 
-def on_grid(index: pd.DatetimeIndex, tf: str) -> pd.Series:
-    """True where an open time lies on the UTC grid of `tf`."""
-    step = delta(tf).value
-    return pd.Series(index.asi8 % step == 0, index=index)
-
-
-def grid(start: pd.Timestamp, end: pd.Timestamp, tf: str) -> pd.DatetimeIndex:
-    """Every open time from `start` to `end` inclusive on the grid of `tf`."""
-    return pd.date_range(start, end, freq=delta(tf), tz="UTC", name="open_time")
-
-
 def utc_now() -> pd.Timestamp:
     return pd.Timestamp.now(tz="UTC")

@@ -8,6 +8,7 @@ from the store because the DuckDB IO manager cannot load a non-contiguous upstre
 import dagster as dg
 
 from apex_rotation.config import AppConfig
+from apex_rotation.defs.checks import problems_check
 from apex_rotation.defs.partitions import SYMBOL_DIM, TIMEFRAME_DIM, split_keys, symbol_timeframe_partitions
 from apex_rotation.defs.resources import ApexResource
 from apex_rotation.features.build import BENCHMARKS
@@ -28,12 +29,6 @@ def own_plus_benchmarks(cfg: AppConfig) -> dg.MultiPartitionMapping:
             ),
             TIMEFRAME_DIM: dg.DimensionPartitionMapping(TIMEFRAME_DIM, dg.IdentityPartitionMapping()),
         }
-    )
-
-
-def _check(name: str, problems: dict) -> dg.AssetCheckResult:
-    return dg.AssetCheckResult(
-        check_name=name, passed=not problems, metadata={"problems": dg.MetadataValue.json(problems)}
     )
 
 
@@ -58,7 +53,8 @@ def build_feature_assets(cfg: AppConfig, audited_bars: dg.AssetsDefinition) -> l
             found = compute_features(apex.config, apex.store, tf, [s for s, t in pairs if t == tf])
             problems.update({f"{s}|{tf}": p for s, p in found.items()})
         return dg.MaterializeResult(
-            metadata={"partitions": len(pairs)}, check_results=[_check("features_invariants", problems)]
+            metadata={"partitions": len(pairs)},
+            check_results=[problems_check("features_invariants", problems)],
         )
 
     @dg.asset(
@@ -78,7 +74,8 @@ def build_feature_assets(cfg: AppConfig, audited_bars: dg.AssetsDefinition) -> l
             if found:
                 problems[f"{symbol}|{tf}"] = found
         return dg.MaterializeResult(
-            metadata={"partitions": len(pairs)}, check_results=[_check("td_state_invariants", problems)]
+            metadata={"partitions": len(pairs)},
+            check_results=[problems_check("td_state_invariants", problems)],
         )
 
     return [features, td_state]

@@ -3,6 +3,7 @@
 import dagster as dg
 
 from apex_rotation.config import AppConfig
+from apex_rotation.defs.checks import problems_check
 from apex_rotation.defs.partitions import TIMEFRAME_DIM, timeframe_partitions
 from apex_rotation.defs.resources import ApexResource
 from apex_rotation.signals.stage import confirm_history, confirmation_problems, latest_status, scan_timeframe
@@ -33,13 +34,7 @@ def build_signal_assets(cfg: AppConfig, features: dg.AssetsDefinition) -> list[d
                 violations[tf] = result.gate_violations
         return dg.MaterializeResult(
             metadata={"by_timeframe": dg.MetadataValue.json(metadata)},
-            check_results=[
-                dg.AssetCheckResult(
-                    check_name="rotation_candidates_gates",
-                    passed=not violations,
-                    metadata={"violations": dg.MetadataValue.json(violations)},
-                )
-            ],
+            check_results=[problems_check("rotation_candidates_gates", violations)],
         )
 
     @dg.asset(
@@ -67,13 +62,7 @@ def build_signal_assets(cfg: AppConfig, features: dg.AssetsDefinition) -> list[d
                 problems[tf] = found
         return dg.MaterializeResult(
             metadata={"by_timeframe": dg.MetadataValue.json(counts)},
-            check_results=[
-                dg.AssetCheckResult(
-                    check_name="confirmations_consistent",
-                    passed=not problems,
-                    metadata={"problems": dg.MetadataValue.json(problems)},
-                )
-            ],
+            check_results=[problems_check("confirmations_consistent", problems)],
         )
 
     return [rotation_candidates, confirmations]

@@ -20,7 +20,6 @@ import pandas as pd
 
 OHLCV_COLUMNS = ["open", "high", "low", "close", "volume"]
 RAW_OHLCV_COLUMNS = ["open_time", *OHLCV_COLUMNS]
-FUNDING_COLUMNS = ["rate", "premium"]
 OI_COLUMNS = ["symbol", "time", "open_interest", "funding", "mark_price"]
 
 
