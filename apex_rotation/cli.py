@@ -13,8 +13,9 @@ from apex_rotation import log as logsetup
 from apex_rotation.config import DATA_DIR_ENV, AppConfig, ConfigError, load_config
 from apex_rotation.ingest.base import SourceError
 from apex_rotation.ingest.registry import SOURCE_NAMES, make_perps_source, make_source
+from apex_rotation.store.audit_report import audit_report_path
 from apex_rotation.store.parquet import ParquetStore, StoreError
-from apex_rotation.store.refresh import AUDIT_REPORT_FILE, REPORTS_DIR, DataPlane, RefreshSummary, audit_store
+from apex_rotation.store.refresh import RefreshSummary, StoreRefresher, audit_store
 from apex_rotation.timeframes import TIMEFRAMES
 
 
@@ -102,12 +103,12 @@ def cmd_refresh(args: argparse.Namespace) -> int:
     perps = make_perps_source(cfg, source)
     started = time.perf_counter()
     progress = ProgressBar(len(symbols), enabled=not args.quiet and sys.stderr.isatty())
-    with DataPlane(cfg, store, source, perps_source=perps) as plane:
-        summary = plane.refresh_all(symbols, timeframes, progress=progress)
+    with StoreRefresher(cfg, store, source, perps_source=perps) as refresher:
+        summary = refresher.refresh_all(symbols, timeframes, progress=progress)
     print(logsetup.redact(format_table(summary, timeframes)))
     print(
         f"\nsource={source.name} symbols={len(symbols)} store={store.root} "
-        f"report={store.root / REPORTS_DIR / AUDIT_REPORT_FILE} took={time.perf_counter() - started:.1f}s"
+        f"report={audit_report_path(store.root)} took={time.perf_counter() - started:.1f}s"
     )
     return 0 if summary.ok else 1
 
@@ -134,15 +135,13 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from apex_rotation.defs.runner import run_pipeline  # Dagster is imported only for this command
-    from apex_rotation.signals.summary import run_summary
+    from apex_rotation.summary import run_summary
 
     cfg = load_config(args.config)
     logsetup.configure(cfg.logging.format, "WARNING", secrets=cfg.secrets().values())
     root = Path(args.store) if args.store else cfg.data_root()
     started = time.perf_counter()
-    result = run_pipeline(
-        cfg, config_path=args.config, store_root=str(root), source=args.source, data_dir=args.data_dir
-    )
+    result = run_pipeline(cfg, store_root=str(root), source=args.source, data_dir=args.data_dir)
     if not result.success:
         print(
             "WARNING: the pipeline failed; what follows may be stale (see the errors above)", file=sys.stderr

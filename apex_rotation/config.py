@@ -69,11 +69,6 @@ class DataSourcesConfig(_Model):
     hyperliquid_min_interval_s: float = Field(1.0, ge=0)
 
 
-class TimeframesConfig(_Model):
-    htf: Timeframe = "4h"
-    ltf: Timeframe = "1h"
-
-
 class BasketSymbol(_Model):
     """A basket member; `venue` is where its bars come from (None: the configured spot exchange)."""
 
@@ -179,8 +174,8 @@ class MarketFiltersConfig(_Model):
 
 class TDConfig(_Model):
     strict_perfection: bool = True
-    htf: Timeframe = "4h"
-    ltf: Timeframe = "1h"
+    htf: Timeframe = "4h"  # the composer's higher and lower timeframes (conflict resolver), and its
+    ltf: Timeframe = "1h"  # cool-down per symbol × archetype × direction: wired by the `scores` stage
     cooldown_bars: int = Field(6, ge=0)
     profile: Literal["standard", "loose"] = "standard"
     perfection_grace_bars: int | None = Field(None, ge=0)
@@ -284,7 +279,6 @@ class Secrets(_Model):
 
 class AppConfig(_Model):
     data_sources: DataSourcesConfig = DataSourcesConfig()
-    timeframes: TimeframesConfig = TimeframesConfig()
     basket: BasketConfig
     aliases: dict[str, dict[str, AliasList]] = {}
     costs: CostsConfig = CostsConfig()

@@ -1,6 +1,7 @@
 """Record models (pydantic) and DataFrame schemas (pandera) shared by every stage.
 
-The pydantic models describe one record and serialise to JSONL; the pandera schemas describe whole frames
+The pydantic models describe one record and serialise to JSONL (a stored table is a frame, so only the
+records a later stage hands around one by one are models); the pandera schemas describe whole frames
 and are what the Dagster asset checks (and the writers, before they write) enforce. Frames serialise to
 Parquet through the store.
 """
@@ -17,6 +18,7 @@ import pandas as pd
 import pandera.pandas as pa
 from pydantic import BaseModel, ConfigDict, Field
 
+from apex_rotation.bars import FILL_REASONS
 from apex_rotation.timeframes import TIMEFRAMES, delta
 
 # ---------------------------------------------------------------- record models
@@ -26,72 +28,8 @@ class _Record(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class Bar(_Record):
-    """One closed bar: it covers [open_time, close_time) in UTC."""
-
-    symbol: str
-    timeframe: Literal["1h", "4h", "1d"]
-    open_time: datetime
-    close_time: datetime
-    open: float = Field(gt=0)
-    high: float = Field(gt=0)
-    low: float = Field(gt=0)
-    close: float = Field(gt=0)
-    volume: float = Field(ge=0)
-    filled: bool = False
-    fill_reason: str = ""
-    outlier: bool = False
-
-
-class FeatureRow(_Record):
-    """The per-bar feature vector a later stage reads (names follow the seed's feature row)."""
-
-    symbol: str
-    timeframe: str
-    open_time: datetime
-    ret: float | None = None
-    vol_z: float | None = None
-    atr: float | None = None
-    rsi: float | None = None
-    macd: float | None = None
-    macd_signal: float | None = None
-    ema_20: float | None = None
-    ema_50: float | None = None
-    ema_200: float | None = None
-    adx: float | None = None
-    fib_zone: str | None = None
-    volume_trend: float | None = None
-    oi_chg: float | None = None
-    funding: float | None = None
-    corr_btc_14: float | None = None
-    corr_btc_30: float | None = None
-    corr_eth_14: float | None = None
-    corr_eth_30: float | None = None
-    beta_btc_14: float | None = None
-    beta_btc_30: float | None = None
-    beta_eth_14: float | None = None
-    beta_eth_30: float | None = None
-
-
-class SignalRecord(_Record):
-    """A rotation signal with its reasons, as alerts and the research harness see it."""
-
-    symbol: str
-    timeframe: str
-    bar_time: datetime
-    apex_asset: str
-    apex_move: str
-    coin_move: str
-    correlation: float
-    beta: float
-    signal_strength: Literal["HIGH", "MEDIUM", "LOW"]
-    status: str
-    score: float | None = None
-    reasons: list[str] = []
-
-
 class TradeRecord(_Record):
-    """One simulated (dry-run) trade."""
+    """One simulated (dry-run) trade: the record the dry-run simulator (`exec/`, next issue) writes."""
 
     symbol: str
     side: Literal["long", "short"]
@@ -190,7 +128,7 @@ def bars_schema(timeframe: str, audited: bool = False) -> pa.DataFrameSchema:
     if audited:
         columns |= {
             "filled": pa.Column(bool, nullable=False),
-            "fill_reason": pa.Column(str, pa.Check.isin(["", "gap", "spike"]), nullable=False),
+            "fill_reason": pa.Column(str, pa.Check.isin(FILL_REASONS), nullable=False),
             "outlier": pa.Column(bool, nullable=False),
         }
         index_checks.append(

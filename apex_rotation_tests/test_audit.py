@@ -8,10 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from apex_rotation.bars import AUDITED_BAR_COLUMNS, bars_frame, winsorize_returns
 from apex_rotation.config import AuditConfig
 from apex_rotation.ingest.base import DataError
-from apex_rotation.ingest.clean import AUDITED_BAR_COLUMNS, bars_frame, clean_ohlcv
-from apex_rotation.store.audit import AuditReport, audit_bars, winsorize_returns
+from apex_rotation.ingest.clean import clean_ohlcv
+from apex_rotation.store.audit import AuditReport, audit_bars
 from apex_rotation.store.resample import resample
 from apex_rotation_tests.shared import real_feather, requires_shared
 

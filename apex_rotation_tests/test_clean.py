@@ -11,8 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from apex_rotation.bars import BAR_COLUMNS
 from apex_rotation.ingest.base import DataError
-from apex_rotation.ingest.clean import BAR_COLUMNS, NOTE_KEYS, clean_ohlcv, epoch_to_ns
+from apex_rotation.ingest.clean import NOTE_KEYS, clean_ohlcv, epoch_to_ns
 
 T0 = 1_704_067_200_000  # 2024-01-01 00:00 UTC in ms
 H = 3_600_000

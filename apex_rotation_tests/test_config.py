@@ -21,7 +21,7 @@ def _default_raw() -> dict:
 def test_default_config_holds_the_seed_excerpt():
     cfg = load_config()
     assert cfg.data_sources.spot_exchange == "binance" and cfg.data_sources.perps_venue == "hyperliquid"
-    assert (cfg.timeframes.htf, cfg.timeframes.ltf) == ("4h", "1h")
+    assert (cfg.td.htf, cfg.td.ltf) == ("4h", "1h")
     assert len(cfg.basket.names) == 17 and cfg.basket.names[:2] == ["BTC", "ETH"]
     assert (
         cfg.costs.spot_fee_pct == 0.10 and cfg.costs.perps_maker_fee_pct == 0.02 and cfg.costs.include_funding
@@ -56,7 +56,8 @@ def test_bad_value_names_file_field_and_reason(tmp_path):
 @pytest.mark.parametrize(
     ("patch", "field"),
     [
-        ({"timeframes": {"htf": "2h", "ltf": "1h"}}, "timeframes.htf"),
+        ({"td": {"htf": "2h", "ltf": "1h"}}, "td.htf"),
+        ({"timeframes": {"htf": "4h"}}, "timeframes"),  # the removed section is refused, not ignored
         ({"basket": {"symbols": ["BTC", "ETH", "ETH"]}}, "basket.symbols"),
         ({"basket": {"symbols": ["SOL"]}}, "basket"),
         ({"basket": {"symbols": ["BTC", "ETH", "SOL"], "apex_assets": ["SOL"]}}, "apex_assets must be"),

@@ -18,15 +18,23 @@ import pytest
 import yaml
 
 from apex_rotation.config import DEFAULT_CONFIG_PATH, load_config
-from apex_rotation.definitions import build_definitions
 from apex_rotation.defs.automation import DATA_JOB, SIGNALS_JOB, bar_close_run_request, signals_request
-from apex_rotation.defs.resources import ApexResource
+from apex_rotation.defs.build import build_definitions
 from apex_rotation.defs.runner import QUIET, full_range_tags
 from apex_rotation.ingest.synthetic import SyntheticSource
 from apex_rotation.store.parquet import ParquetStore
 
 PROJECT = Path(__file__).resolve().parent.parent
 SYMBOLS = ["BTC", "ETH", "SOL", "APT"]
+ALL_ASSETS = {
+    "bars",
+    "audited_bars",
+    "features",
+    "td_state",
+    "rotation_candidates",
+    "confirmations",
+    "scanner_quality",
+}
 
 
 @pytest.fixture(scope="module")
@@ -39,22 +47,22 @@ def small_config_path(tmp_path_factory) -> str:
     return str(path)
 
 
-def _run(defs, job: str, tags: dict, resources: dict) -> dg.ExecuteInProcessResult:
+def _run(defs, job: str, tags: dict) -> dg.ExecuteInProcessResult:
     return defs.resolve_job_def(job).execute_in_process(
         instance=dg.DagsterInstance.ephemeral(),
         tags=tags,
-        resources=resources,
         raise_on_error=False,
         run_config=QUIET,
     )
 
 
 def test_definitions_load_with_the_whole_graph():
-    from apex_rotation.definitions import defs
+    from apex_rotation.definitions import defs as load_defs
 
+    defs = load_defs()
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    assert keys == {"bars", "audited_bars", "features", "td_state", "rotation_candidates", "confirmations"}
+    assert keys == ALL_ASSETS
     features = graph.get(dg.AssetKey("features"))
     assert len(features.partitions_def.get_partition_keys()) == 17 * 3
     assert {s.name for s in defs.schedules} == {"refresh_at_bar_close"}
@@ -72,9 +80,8 @@ def test_definitions_load_with_the_whole_graph():
 
 def test_all_partitions_in_two_runs_with_checks(small_config_path, tmp_path):
     cfg = load_config(small_config_path)
-    defs = build_definitions(cfg, small_config_path)
-    resources = {"apex": ApexResource(config_path=small_config_path, store_root=str(tmp_path))}
-    data = _run(defs, DATA_JOB, full_range_tags("BTC|1h", "APT|1d"), resources)
+    defs = build_definitions(cfg, store_root=str(tmp_path))
+    data = _run(defs, DATA_JOB, full_range_tags("BTC|1h", "APT|1d"))
     assert data.success
     materialized = [e.asset_key.to_user_string() for e in data.get_asset_materialization_events()]
     assert {k: materialized.count(k) for k in set(materialized)} == {
@@ -91,7 +98,7 @@ def test_all_partitions_in_two_runs_with_checks(small_config_path, tmp_path):
         "features_invariants": True,
         "td_state_invariants": True,
     }
-    signals = _run(defs, SIGNALS_JOB, full_range_tags("1h", "1d"), resources)
+    signals = _run(defs, SIGNALS_JOB, full_range_tags("1h", "1d"))
     assert signals.success
     store = ParquetStore(tmp_path)
     assert store.exists("rotation_candidates", "4h", "basket") and store.exists(
@@ -112,9 +119,8 @@ def test_bad_bars_are_never_written_as_audited_bars(small_config_path, tmp_path,
 
     monkeypatch.setattr(SyntheticSource, "fetch_ohlcv", corrupt)
     cfg = load_config(small_config_path)
-    defs = build_definitions(cfg, small_config_path)
-    resources = {"apex": ApexResource(config_path=small_config_path, store_root=str(tmp_path))}
-    result = _run(defs, DATA_JOB, full_range_tags("BTC|1h", "APT|1d"), resources)
+    defs = build_definitions(cfg, store_root=str(tmp_path))
+    result = _run(defs, DATA_JOB, full_range_tags("BTC|1h", "APT|1d"))
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     assert (
@@ -125,8 +131,9 @@ def test_bad_bars_are_never_written_as_audited_bars(small_config_path, tmp_path,
 
 
 def test_one_schedule_requests_every_symbol_and_the_timeframes_that_closed():
-    from apex_rotation.definitions import defs
+    from apex_rotation.definitions import defs as load_defs
 
+    defs = load_defs()
     (schedule,) = defs.schedules
     assert schedule.cron_schedule == "2 * * * *" and schedule.execution_timezone == "UTC"
 
@@ -220,14 +227,7 @@ def test_web_ui_loads_the_code_location(tmp_path):
                 assets = {n["assetKey"]["path"][0] for n in reply["data"]["assetNodes"]} or None
             except (OSError, KeyError, TypeError):
                 continue
-        assert assets == {
-            "bars",
-            "audited_bars",
-            "features",
-            "td_state",
-            "rotation_candidates",
-            "confirmations",
-        }
+        assert assets == ALL_ASSETS
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         try:
@@ -240,14 +240,14 @@ def test_web_ui_loads_the_code_location(tmp_path):
 CONCURRENT_RUN = """
 import sys, dagster as dg
 from apex_rotation.config import load_config
-from apex_rotation.defs.data_assets import build_data_assets
-from apex_rotation.defs.resources import ApexResource, duckdb_resource
+from apex_rotation.defs.market_data_assets import build_market_data_assets
+from apex_rotation.defs.resources import SourceResource, StoreResource, duckdb_resource
 from apex_rotation.defs.runner import QUIET, full_range_tags
 config_path, root, first, last = sys.argv[1:]
-assets = build_data_assets(load_config(config_path))
+assets = build_market_data_assets(load_config(config_path))
 result = dg.materialize(
     assets, tags=full_range_tags(f"{first}|1h", f"{last}|1d"), run_config=QUIET, raise_on_error=False,
-    resources={"apex": ApexResource(config_path=config_path, store_root=root), "duckdb": duckdb_resource()},
+    resources={"store": StoreResource(root=root), "source": SourceResource(), "duckdb": duckdb_resource()},
 )
 sys.exit(0 if result.success else 1)
 """
@@ -277,7 +277,7 @@ def test_concurrent_runs_of_different_partitions_share_the_store(small_config_pa
 
 
 def test_a_failing_check_blocks_the_write_and_says_why(small_config_path, tmp_path, monkeypatch):
-    import apex_rotation.features.stage as stage
+    import apex_rotation.features.compute as stage
 
     real = stage.build_features
 
@@ -287,9 +287,8 @@ def test_a_failing_check_blocks_the_write_and_says_why(small_config_path, tmp_pa
 
     monkeypatch.setattr(stage, "build_features", broken)
     cfg = load_config(small_config_path)
-    defs = build_definitions(cfg, small_config_path)
-    resources = {"apex": ApexResource(config_path=small_config_path, store_root=str(tmp_path))}
-    result = _run(defs, DATA_JOB, full_range_tags("BTC|4h", "APT|4h"), resources)
+    defs = build_definitions(cfg, store_root=str(tmp_path))
+    result = _run(defs, DATA_JOB, full_range_tags("BTC|4h", "APT|4h"))
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert checks["audited_bars_schema"].passed and not checks["features_invariants"].passed
     problems = checks["features_invariants"].metadata["problems"].value

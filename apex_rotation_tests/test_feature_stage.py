@@ -8,7 +8,7 @@ import pytest
 
 from apex_rotation.config import AuditConfig, TDConfig
 from apex_rotation.features import load, td
-from apex_rotation.features.stage import TD_PERSISTENT, td_on_traded_bars
+from apex_rotation.features.compute import TD_PERSISTENT, td_on_traded_bars
 from apex_rotation.ingest.clean import clean_ohlcv
 from apex_rotation.store.audit import audit_bars
 from apex_rotation.store.parquet import ParquetStore

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import talib
 
+from apex_rotation.bars import bars_frame, winsorize_returns
 from apex_rotation.config import AppConfig, load_config
 from apex_rotation.features import build
 from apex_rotation.features.build import (
@@ -22,9 +23,9 @@ from apex_rotation.features.build import (
     model_returns,
 )
 from apex_rotation.features.fib import FIB_LEVELS, FIB_LOOKBACK, FIB_ZONES, fib_features
-from apex_rotation.ingest.clean import bars_frame, clean_ohlcv
+from apex_rotation.ingest.clean import clean_ohlcv
 from apex_rotation.signals.rotation import CONTEXT_COLUMNS
-from apex_rotation.store.audit import audit_bars, winsorize_returns
+from apex_rotation.store.audit import audit_bars
 from apex_rotation.timeframes import bars_per_day, delta
 from apex_rotation_tests.shared import real_feather, requires_shared
 

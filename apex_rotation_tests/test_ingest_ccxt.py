@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from apex_rotation.bars import RAW_OHLCV_COLUMNS
 from apex_rotation.config import AppConfig, load_config
-from apex_rotation.ingest.base import RAW_OHLCV_COLUMNS, DataError, SourceError
+from apex_rotation.ingest.base import DataError, SourceError
 from apex_rotation.ingest.ccxt_source import CcxtSource
 from apex_rotation_tests.replay_server import (
     INVALID_SYMBOL,

@@ -46,7 +46,7 @@ from apex_rotation.features import td
 from apex_rotation.features.build import build_features, model_returns
 from apex_rotation.ingest.clean import clean_ohlcv
 from apex_rotation.signals.rotation import RotationCandidate, candidates_from_history, scan, scan_history
-from apex_rotation.signals.stage import CONFIRMED, EXPIRED, WATCHING, watch_candidates
+from apex_rotation.signals.watching import CONFIRMED, EXPIRED, WATCHING, watch_candidates
 from apex_rotation.store.audit import audit_bars
 from apex_rotation.store.resample import resample
 from apex_rotation.timeframes import delta

@@ -15,7 +15,8 @@ from apex_rotation.ingest.registry import make_perps_source, make_source
 from apex_rotation.ingest.synthetic import SyntheticSource
 from apex_rotation.store.parquet import ParquetStore
 from apex_rotation.store.query import query
-from apex_rotation.store.refresh import AUDITED_BARS, BARS, FUNDING, GROUND_TRUTH, OPEN_INTEREST, DataPlane
+from apex_rotation.store.refresh import StoreRefresher
+from apex_rotation.store.tables import AUDITED_BARS, BARS, FUNDING, GROUND_TRUTH, OPEN_INTEREST
 from apex_rotation_tests.replay_server import ReplayServer, frame_from_feather
 from apex_rotation_tests.shared import GENETRADER_2024, real_feather, requires_shared
 
@@ -27,9 +28,11 @@ def small_cfg():
     return load_config(overrides=SMALL)
 
 
-def synthetic_plane(cfg, root, now=None) -> DataPlane:
+def synthetic_plane(cfg, root, now=None) -> StoreRefresher:
     source = SyntheticSource(cfg)
-    return DataPlane(cfg, ParquetStore(root), source, perps_source=make_perps_source(cfg, source), now=now)
+    return StoreRefresher(
+        cfg, ParquetStore(root), source, perps_source=make_perps_source(cfg, source), now=now
+    )
 
 
 def test_synthetic_refresh_fills_every_partition(small_cfg, tmp_path):
@@ -114,7 +117,7 @@ def test_a_failing_symbol_is_reported_and_the_others_complete(small_cfg, tmp_pat
                 raw.loc[raw.index[5], "high"] = raw.loc[raw.index[5], "low"] * 0.5  # high < low
             return raw
 
-    plane = DataPlane(small_cfg, ParquetStore(tmp_path), Broken(small_cfg))
+    plane = StoreRefresher(small_cfg, ParquetStore(tmp_path), Broken(small_cfg))
     summary = plane.refresh_all(small_cfg.basket.names)
     assert list(summary.errors) == ["SOL"] and "SOL" in summary.errors["SOL"]
     assert not ParquetStore(tmp_path).exists(BARS, "1h", "SOL")  # nothing half-written
@@ -127,7 +130,7 @@ def test_a_failing_symbol_is_reported_and_the_others_complete(small_cfg, tmp_pat
 @requires_shared
 def test_files_refresh_of_the_real_fixture_with_matic_alias(tmp_path):
     cfg = load_config(overrides={"basket": {"symbols": ["BTC", "ETH", "MATIC"]}})
-    plane = DataPlane(cfg, ParquetStore(tmp_path), FilesSource(cfg, GENETRADER_2024))
+    plane = StoreRefresher(cfg, ParquetStore(tmp_path), FilesSource(cfg, GENETRADER_2024))
     summary = plane.refresh_all(cfg.basket.names)
     assert summary.ok, summary.errors
     rows = {s.symbol: s.rows for s in summary.symbols}
@@ -160,7 +163,7 @@ def test_ccxt_refresh_then_noop_costs_at_most_one_request_per_symbol(tmp_path):
 
         def plane(at):
             source = CcxtSource(cfg, api_url=server.url, enable_rate_limit=False)
-            return DataPlane(cfg, ParquetStore(tmp_path), source, now=at)
+            return StoreRefresher(cfg, ParquetStore(tmp_path), source, now=at)
 
         first = plane(now).refresh_all(["BTC", "ETH"])
         assert first.ok, first.errors
@@ -207,7 +210,7 @@ def test_a_symbol_naming_its_venue_is_fetched_there(tmp_path):
         server.add_candles("SOL", "1h", frames["SOL"])
         now = frames["BTC"]["date"].iloc[-1] + pd.Timedelta(minutes=90)
         server.now_ms = now
-        plane = DataPlane(cfg, ParquetStore(tmp_path), CcxtSource(cfg, enable_rate_limit=False), now=now)
+        plane = StoreRefresher(cfg, ParquetStore(tmp_path), CcxtSource(cfg, enable_rate_limit=False), now=now)
         plane._venue_sources["hyperliquid"] = HyperliquidSource(cfg, clock=lambda: now)  # the replay's clock
         summary = plane.refresh_all(cfg.basket.names)
         assert summary.ok, summary.errors
@@ -226,7 +229,7 @@ def test_synthetic_and_real_bars_never_splice(small_cfg, tmp_path):
     class RealLooking(SyntheticSource):
         name = "ccxt"
 
-    plane = DataPlane(small_cfg, ParquetStore(tmp_path), RealLooking(small_cfg))
+    plane = StoreRefresher(small_cfg, ParquetStore(tmp_path), RealLooking(small_cfg))
     summary = plane.refresh_all(["BTC"])
     assert "BTC" in summary.errors and "splice two markets" in summary.errors["BTC"]
     assert ParquetStore(tmp_path).meta(BARS, "1h", "BTC")["source"] == "synthetic"
@@ -238,7 +241,7 @@ def test_a_perps_outage_does_not_cost_the_spot_bars(small_cfg, tmp_path):
             raise ConnectionError("perps venue unreachable")
 
     source = SyntheticSource(small_cfg)
-    plane = DataPlane(small_cfg, ParquetStore(tmp_path), source, perps_source=DownPerps(small_cfg))
+    plane = StoreRefresher(small_cfg, ParquetStore(tmp_path), source, perps_source=DownPerps(small_cfg))
     summary = plane.refresh_all(["BTC", "ETH"])
     assert set(summary.errors) == {"BTC:perps", "ETH:perps"}
     assert ParquetStore(tmp_path).exists(AUDITED_BARS, "1d", "ETH")
@@ -267,7 +270,7 @@ def test_a_bad_tick_costs_its_hour_not_the_whole_4h_bar(small_cfg, tmp_path):
             raw.loc[raw.index[101], "high"] *= 50  # 05:00 of a 4h bar
             return raw
 
-    plane = DataPlane(small_cfg, ParquetStore(tmp_path), Spiky(small_cfg))
+    plane = StoreRefresher(small_cfg, ParquetStore(tmp_path), Spiky(small_cfg))
     summary = plane.refresh_all(["BTC"])
     store = ParquetStore(tmp_path)
     h1 = store.read(AUDITED_BARS, "1h", "BTC")

@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from apex_rotation.bars import AUDITED_BAR_COLUMNS, BAR_COLUMNS, bars_frame
 from apex_rotation.ingest.base import DataError
-from apex_rotation.ingest.clean import AUDITED_BAR_COLUMNS, BAR_COLUMNS, bars_frame, clean_ohlcv
+from apex_rotation.ingest.clean import clean_ohlcv
 from apex_rotation.store.resample import resample
 from apex_rotation_tests.shared import real_feather, requires_shared
 

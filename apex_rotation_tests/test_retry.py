@@ -9,8 +9,8 @@ from email.utils import format_datetime
 
 import pytest
 
-from apex_rotation.ingest.base import SourceError
-from apex_rotation.ingest.retry import (
+from apex_rotation.retry import (
+    RetriesExhausted,
     TransientError,
     backoff_s,
     call_with_retries,
@@ -80,7 +80,7 @@ def test_retry_after_is_obeyed_instead_of_the_backoff():
 def test_retry_after_longer_than_max_gives_up_at_once():
     sleeps: list[float] = []
     fn = Flaky(TransientError("418 banned", retry_after=120))
-    with pytest.raises(SourceError, match=r"symbol=BTC: server asks to wait 120s .* 418 banned"):
+    with pytest.raises(RetriesExhausted, match=r"symbol=BTC: server asks to wait 120s .* 418 banned"):
         run(fn, sleeps)
     assert fn.calls == 1 and sleeps == []
 
@@ -89,7 +89,7 @@ def test_gives_up_after_max_retries_naming_what_and_the_last_error():
     sleeps: list[float] = []
     last = TransientError("HTTP 502 bad gateway")
     fn = Flaky(TransientError("timeout"), TransientError("reset"), last)
-    with pytest.raises(SourceError) as info:
+    with pytest.raises(RetriesExhausted) as info:
         run(fn, sleeps, max_retries=2)
     assert str(info.value) == (
         "binance fetch_ohlcv symbol=BTC: gave up after 3 tries: TransientError: HTTP 502 bad gateway"
@@ -108,7 +108,7 @@ def test_other_errors_are_not_retried():
 
 def test_zero_retries_means_one_try():
     sleeps: list[float] = []
-    with pytest.raises(SourceError, match="gave up after 1 tries"):
+    with pytest.raises(RetriesExhausted, match="gave up after 1 tries"):
         run(Flaky(TransientError("x")), sleeps, max_retries=0)
     assert sleeps == []
 

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from apex_rotation.config import ApexConfig, load_config
+from apex_rotation.research.scanner_quality import precision_recall
 from apex_rotation.signals import rotation
 from apex_rotation.signals.rotation import (
     CONTEXT_COLUMNS,
@@ -18,7 +19,6 @@ from apex_rotation.signals.rotation import (
     candidates_from_history,
     format_move,
     infer_timeframe,
-    precision_recall,
     scan,
     scan_history,
     strength,

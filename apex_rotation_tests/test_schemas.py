@@ -8,10 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from apex_rotation.schemas import (
-    Bar,
-    FeatureRow,
     SchemaViolation,
-    SignalRecord,
     TradeRecord,
     bars_schema,
     frame_to_records,
@@ -42,61 +39,20 @@ def _bars(n: int = 6, tf: str = "4h") -> pd.DataFrame:
 
 
 def test_records_round_trip_through_jsonl_and_parquet(tmp_path):
-    bar = Bar(
-        symbol="SOL",
-        timeframe="4h",
-        open_time=T0,
-        close_time=T0.replace(hour=12),
-        open=1,
-        high=2,
-        low=0.5,
-        close=1.5,
-        volume=3,
-    )
-    feature = FeatureRow(
-        symbol="SOL", timeframe="4h", open_time=T0, rsi=55.0, corr_eth_14=0.84, beta_eth_14=1.87
-    )
-    signal = SignalRecord(
-        symbol="APT",
-        timeframe="4h",
-        bar_time=T0,
-        apex_asset="ETH",
-        apex_move="+5.2%",
-        coin_move="+1.0%",
-        correlation=0.84,
-        beta=1.87,
-        signal_strength="HIGH",
-        status="LAGGING_ROTATION",
-        reasons=["volume 3.1x EMA20 (≥ 2.0x)"],
-    )
     trade = TradeRecord(symbol="APT", side="long", entry_time=T0, entry_price=10, stop_price=9.5, size=15)
-    for record in (bar, feature, signal, trade):
-        path = write_jsonl([record, record], tmp_path / f"{type(record).__name__}.jsonl")
-        assert read_jsonl(type(record), path) == [record, record]
-    frame = records_to_frame([signal, signal]).set_index("symbol")
-    ParquetStore(tmp_path).write("signals", "4h", "basket", frame)
-    back = ParquetStore(tmp_path).read("signals", "4h", "basket")
-    assert frame_to_records(SignalRecord, back) == [signal, signal]
+    path = write_jsonl([trade, trade], tmp_path / "trades.jsonl")
+    assert read_jsonl(TradeRecord, path) == [trade, trade]
+    frame = records_to_frame([trade, trade]).set_index("symbol")
+    ParquetStore(tmp_path).write("trades", "4h", "basket", frame)
+    back = ParquetStore(tmp_path).read("trades", "4h", "basket")
+    assert frame_to_records(TradeRecord, back) == [trade, trade]
 
 
 def test_record_models_refuse_bad_values():
     with pytest.raises(ValidationError, match="greater than 0"):
-        Bar(
-            symbol="X", timeframe="1h", open_time=T0, close_time=T0, open=-1, high=1, low=1, close=1, volume=1
-        )
-    with pytest.raises(ValidationError, match="signal_strength"):
-        SignalRecord(
-            symbol="X",
-            timeframe="4h",
-            bar_time=T0,
-            apex_asset="ETH",
-            apex_move="+5%",
-            coin_move="0%",
-            correlation=0.8,
-            beta=2,
-            signal_strength="HUGE",
-            status="LAGGING_ROTATION",
-        )
+        TradeRecord(symbol="X", side="long", entry_time=T0, entry_price=-1, stop_price=1, size=1)
+    with pytest.raises(ValidationError, match="side"):
+        TradeRecord(symbol="X", side="sideways", entry_time=T0, entry_price=1, stop_price=1, size=1)
     with pytest.raises(ValidationError, match="extra"):
         TradeRecord(symbol="X", side="long", entry_time=T0, entry_price=1, stop_price=1, size=1, leverage=10)
 

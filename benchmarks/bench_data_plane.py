@@ -25,13 +25,13 @@ from apex_rotation.config import load_config
 from apex_rotation.features import load
 from apex_rotation.ingest.registry import make_perps_source, make_source
 from apex_rotation.store.parquet import ParquetStore
-from apex_rotation.store.refresh import DataPlane
+from apex_rotation.store.refresh import StoreRefresher
 
 
 def bench_refresh(root: Path) -> None:
     cfg = load_config()
     source = make_source(cfg, "synthetic")
-    plane = DataPlane(cfg, ParquetStore(root), source, perps_source=make_perps_source(cfg, source))
+    plane = StoreRefresher(cfg, ParquetStore(root), source, perps_source=make_perps_source(cfg, source))
     started = time.perf_counter()
     summary = plane.refresh_all(cfg.basket.names)
     took = time.perf_counter() - started
@@ -41,7 +41,7 @@ def bench_refresh(root: Path) -> None:
         f"{took:.2f} s (target ≤ 10 s, ratio {took / 10:.2f})"
     )
     started = time.perf_counter()
-    DataPlane(cfg, ParquetStore(root), make_source(cfg, "synthetic")).refresh_all(cfg.basket.names)
+    StoreRefresher(cfg, ParquetStore(root), make_source(cfg, "synthetic")).refresh_all(cfg.basket.names)
     print(f"repeat refresh (no new bars): {time.perf_counter() - started:.2f} s")
 
 
@@ -77,7 +77,7 @@ def bench_noop_requests() -> None:
             server.add_klines(s, "USDT", "1h", f[f["date"] <= last])
         now = last + pd.Timedelta(minutes=90)
         server.now_ms = now
-        plane = lambda at: DataPlane(  # noqa: E731
+        plane = lambda at: StoreRefresher(  # noqa: E731
             cfg, ParquetStore(tmp), CcxtSource(cfg, api_url=server.url, enable_rate_limit=False), now=at
         )
         plane(now).refresh_all(symbols)
@@ -102,10 +102,10 @@ def bench_noop_requests() -> None:
         server.now_ms = now
         source = lambda: HyperliquidSource(cfg, base_url=server.url, clock=lambda: now)  # noqa: E731
         first = source()
-        DataPlane(cfg, ParquetStore(tmp), first, perps_source=first, now=now).refresh_all(hl_symbols)
+        StoreRefresher(cfg, ParquetStore(tmp), first, perps_source=first, now=now).refresh_all(hl_symbols)
         before = server.count()
         again = source()
-        DataPlane(
+        StoreRefresher(
             cfg, ParquetStore(tmp), again, perps_source=again, now=now + pd.Timedelta(hours=1)
         ).refresh_all(hl_symbols)
         n = server.count() - before

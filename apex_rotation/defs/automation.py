@@ -25,7 +25,7 @@ SIGNALS_JOB = "signals_job"
 
 
 def build_jobs(
-    cfg: AppConfig, per_symbol_assets: list, per_timeframe_assets: list
+    per_symbol_assets: list, per_timeframe_assets: list
 ) -> tuple[UnresolvedAssetJobDefinition, UnresolvedAssetJobDefinition]:
     data_job = dg.define_asset_job(
         DATA_JOB,
@@ -36,7 +36,8 @@ def build_jobs(
     signals_job = dg.define_asset_job(
         SIGNALS_JOB,
         selection=dg.AssetSelection.assets(*per_timeframe_assets),
-        description="rotation_candidates → confirmations for the asked timeframes, across all symbols.",
+        description="rotation_candidates → confirmations, scanner_quality for the asked timeframes, across "
+        "all symbols.",
     )
     return data_job, signals_job
 

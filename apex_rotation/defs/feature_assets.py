@@ -8,11 +8,13 @@ from the store because the DuckDB IO manager cannot load a non-contiguous upstre
 import dagster as dg
 
 from apex_rotation.config import AppConfig
-from apex_rotation.defs.checks import problems_check
+from apex_rotation.defs.declare import check_spec, partitioned_asset, problems_check
 from apex_rotation.defs.partitions import SYMBOL_DIM, TIMEFRAME_DIM, split_keys, symbol_timeframe_partitions
-from apex_rotation.defs.resources import ApexResource
+from apex_rotation.defs.resources import StoreResource
 from apex_rotation.features.build import BENCHMARKS
-from apex_rotation.features.stage import compute_features, compute_td_state
+from apex_rotation.features.compute import compute_features, compute_td_state
+
+GROUP = "features"
 
 
 def own_plus_benchmarks(cfg: AppConfig) -> dg.MultiPartitionMapping:
@@ -34,43 +36,52 @@ def own_plus_benchmarks(cfg: AppConfig) -> dg.MultiPartitionMapping:
 
 def build_feature_assets(cfg: AppConfig, audited_bars: dg.AssetsDefinition) -> list[dg.AssetsDefinition]:
     partitions = symbol_timeframe_partitions(cfg)
-    policy = dg.BackfillPolicy.single_run()
 
-    @dg.asset(
+    @partitioned_asset(
         partitions_def=partitions,
-        backfill_policy=policy,
-        group_name="signals",
-        kinds={"parquet"},
+        group=GROUP,
         deps=[dg.AssetDep(audited_bars, partition_mapping=own_plus_benchmarks(cfg))],
-        check_specs=[dg.AssetCheckSpec("features_invariants", asset="features", blocking=True)],
+        checks=[
+            check_spec(
+                "features",
+                "invariants",
+                "Each partition valid against features_schema (ranges of RSI, ADX, corr; UTC index) before "
+                "it is written; a partition that fails is not written.",
+            )
+        ],
         description="Returns, vol_z, ATR, RSI, MACD, EMA 20/50/200, ADX/DI, Fibonacci zone, volume trend, "
         "funding, OI change, and rolling corr/beta vs BTC and ETH over 14 and 30 days.",
     )
-    def features(context: dg.AssetExecutionContext, apex: ApexResource) -> dg.MaterializeResult:
+    def features(context: dg.AssetExecutionContext, store: StoreResource) -> dg.MaterializeResult:
         pairs = split_keys(partitions, context.partition_keys)
         problems = {}
         for tf in sorted({tf for _, tf in pairs}):
-            found = compute_features(apex.config, apex.store, tf, [s for s, t in pairs if t == tf])
+            found = compute_features(cfg, store.store, tf, [s for s, t in pairs if t == tf])
             problems.update({f"{s}|{tf}": p for s, p in found.items()})
         return dg.MaterializeResult(
             metadata={"partitions": len(pairs)},
             check_results=[problems_check("features_invariants", problems)],
         )
 
-    @dg.asset(
+    @partitioned_asset(
         partitions_def=partitions,
-        backfill_policy=policy,
-        group_name="signals",
-        kinds={"parquet"},
+        group=GROUP,
         deps=[audited_bars],
-        check_specs=[dg.AssetCheckSpec("td_state_invariants", asset="td_state", blocking=True)],
+        checks=[
+            check_spec(
+                "td_state",
+                "invariants",
+                "Each partition valid against td_state_schema (counts in range, known types) before it is "
+                "written; a partition that fails is not written.",
+            )
+        ],
         description="TD Sequential state per bar (../shared/specs/td_sequential.md; profile from config).",
     )
-    def td_state(context: dg.AssetExecutionContext, apex: ApexResource) -> dg.MaterializeResult:
+    def td_state(context: dg.AssetExecutionContext, store: StoreResource) -> dg.MaterializeResult:
         pairs = split_keys(partitions, context.partition_keys)
         problems = {}
         for symbol, tf in pairs:
-            found = compute_td_state(apex.config, apex.store, tf, symbol)
+            found = compute_td_state(cfg, store.store, tf, symbol)
             if found:
                 problems[f"{symbol}|{tf}"] = found
         return dg.MaterializeResult(

@@ -1,49 +1,42 @@
-"""Resources, declared once: the app config, the Parquet store, DuckDB, the data plane."""
+"""Resources, declared once: where the store is, which source to refresh from, DuckDB, the console logger.
+
+Resources carry paths and handles only; the `AppConfig` lives in the asset factories that were built from
+it (`defs/build.py`), so one config decides both the partitions and what the assets compute.
+"""
 
 from __future__ import annotations
 
 import logging
-from functools import lru_cache
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from apex_rotation import log as logsetup
-from apex_rotation.config import AppConfig, load_config
+from apex_rotation.config import AppConfig
 from apex_rotation.ingest.registry import make_perps_source, make_source
 from apex_rotation.store.parquet import ParquetStore
-from apex_rotation.store.refresh import DataPlane
+from apex_rotation.store.refresh import StoreRefresher
 
 
-class ApexResource(dg.ConfigurableResource):
-    """The project's config and store; `source` picks the market-data source (default from the config)."""
+class StoreResource(dg.ConfigurableResource):
+    """The Parquet store's root folder."""
 
-    config_path: str | None = None
-    store_root: str | None = None
-    source: str | None = None
-    data_dir: str | None = None
-
-    @property
-    def config(self) -> AppConfig:
-        return _configured(self.config_path)
+    root: str
 
     @property
     def store(self) -> ParquetStore:
-        return ParquetStore(self.store_root or self.config.data_root())
-
-    def data_plane(self) -> DataPlane:
-        source = make_source(self.config, self.source, data_dir=self.data_dir)
-        return DataPlane(self.config, self.store, source, perps_source=make_perps_source(self.config, source))
+        return ParquetStore(self.root)
 
 
-@lru_cache(maxsize=8)
-def _configured(path: str | None) -> AppConfig:
-    cfg = load_config(path)
-    if not logsetup.is_configured():  # an entry point (the CLI) may have configured it already
-        logsetup.configure(cfg.logging.format, cfg.logging.level, secrets=cfg.secrets().values())
-    else:
-        logsetup.set_secrets(cfg.secrets().values())
-    return cfg
+class SourceResource(dg.ConfigurableResource):
+    """Which market-data source `bars` refreshes from (None: `data_sources.default_source`)."""
+
+    name: str | None = None
+    data_dir: str | None = None
+
+    def refresher(self, cfg: AppConfig, store: ParquetStore) -> StoreRefresher:
+        source = make_source(cfg, self.name, data_dir=self.data_dir)
+        return StoreRefresher(cfg, store, source, perps_source=make_perps_source(cfg, source))
 
 
 @dg.logger(

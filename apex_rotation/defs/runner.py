@@ -2,7 +2,7 @@
 
 Dagster costs seconds per run, so partitions are batched: one run for all symbol × timeframe partitions
 (bars → audited_bars → features, td_state) and one for all timeframe partitions (rotation_candidates →
-confirmations); the assets' single-run backfill policy makes each a single step per asset. With
+confirmations, scanner_quality); the assets' single-run backfill policy makes each a single step per asset. With
 $DAGSTER_HOME set the runs are recorded in that instance (and show in `dagster dev`), else in an
 ephemeral one.
 """
@@ -13,9 +13,8 @@ from dataclasses import dataclass
 import dagster as dg
 
 from apex_rotation.config import AppConfig
-from apex_rotation.definitions import build_definitions
 from apex_rotation.defs.automation import DATA_JOB, SIGNALS_JOB
-from apex_rotation.defs.resources import ApexResource
+from apex_rotation.defs.build import build_definitions
 from apex_rotation.timeframes import TIMEFRAMES
 
 # Dagster's console logger prints every event at DEBUG; the CLI shows warnings and the summary only.
@@ -36,15 +35,11 @@ def full_range_tags(start: str, end: str) -> dict[str, str]:
 def run_pipeline(
     cfg: AppConfig,
     *,
-    config_path: str | None = None,
     store_root: str | None = None,
     source: str | None = None,
     data_dir: str | None = None,
 ) -> PipelineRun:
-    defs = build_definitions(cfg, config_path)
-    resources = {
-        "apex": ApexResource(config_path=config_path, store_root=store_root, source=source, data_dir=data_dir)
-    }
+    defs = build_definitions(cfg, store_root=store_root, source=source, data_dir=data_dir)
     names = cfg.basket.names
     instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
     plan = [
@@ -54,7 +49,7 @@ def run_pipeline(
     run_ids, failed = [], []
     for job_name, tags in plan:
         result = defs.resolve_job_def(job_name).execute_in_process(
-            instance=instance, resources=resources, tags=tags, raise_on_error=False, run_config=QUIET
+            instance=instance, tags=tags, raise_on_error=False, run_config=QUIET
         )
         run_ids.append(result.run_id)
         failed += [

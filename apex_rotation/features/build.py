@@ -18,16 +18,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from apex_rotation.bars import ROBUST_WINDOW, winsorize_returns
 from apex_rotation.config import BENCHMARK_SYMBOLS, AppConfig
 from apex_rotation.features import indicators as ind
 from apex_rotation.features.correlation import rolling_corr_beta
 from apex_rotation.features.fib import fib_features
-from apex_rotation.store.audit import winsorize_returns
 from apex_rotation.timeframes import bars_per_day
 
 CORR_WINDOWS_DAYS = (14, 30)
 BENCHMARKS = BENCHMARK_SYMBOLS
-WINSOR_WINDOW = 720
+WINSOR_WINDOW = ROBUST_WINDOW  # the audit's robust-sigma window
 
 
 def bar_returns(bars: pd.DataFrame) -> pd.Series:

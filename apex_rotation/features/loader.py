@@ -13,8 +13,7 @@ import pandas as pd
 
 from apex_rotation.config import load_config
 from apex_rotation.store.parquet import ParquetStore, StoreError
-
-LOAD_ORDER = ("audited_bars", "features", "td_state")
+from apex_rotation.store.tables import LOAD_ORDER, Table
 
 
 def load(
@@ -24,7 +23,7 @@ def load(
     start: pd.Timestamp | str | None = None,
     end: pd.Timestamp | str | None = None,
     root: str | Path | None = None,
-    assets: tuple[str, ...] = LOAD_ORDER,
+    assets: tuple[Table | str, ...] = LOAD_ORDER,
 ) -> pd.DataFrame:
     """Bars (and features, when computed) for `symbol` at timeframe `tf`, open times in [start, end].
 

@@ -18,8 +18,6 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-OHLCV_COLUMNS = ["open", "high", "low", "close", "volume"]
-RAW_OHLCV_COLUMNS = ["open_time", *OHLCV_COLUMNS]
 OI_COLUMNS = ["symbol", "time", "open_interest", "funding", "mark_price"]
 
 
@@ -36,6 +34,13 @@ class DataError(ValueError):
 
 class SourceError(RuntimeError):
     """A source could not deliver (network down, retries exhausted, unknown symbol)."""
+
+
+class MalformedResponse(DataError):
+    """A body that is not the JSON the endpoint promises (truncated, wrong shape).
+
+    Retried like a network error, because proxies and overloaded servers cut bodies short.
+    """
 
 
 class UnsupportedData(SourceError):
@@ -75,17 +80,6 @@ class MarketDataSource(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release sessions; sources without any keep the default."""
-
-
-def empty_raw_ohlcv() -> pd.DataFrame:
-    """A raw OHLCV frame with no rows and the right dtypes (a fetch that found nothing)."""
-    return pd.DataFrame(
-        {
-            "open_time": pd.Series(dtype="int64"),
-            **{c: pd.Series(dtype="float64") for c in OHLCV_COLUMNS},
-            "ticker": pd.Series(dtype="object"),
-        }
-    )
 
 
 def to_ms(ts: object, what: str, *, source: str, symbol: str = "?", timeframe: str = "?") -> int:

@@ -18,24 +18,11 @@ from typing import TypeVar
 import ccxt
 import pandas as pd
 
+from apex_rotation.bars import OHLCV_COLUMNS, RAW_OHLCV_COLUMNS, empty_raw_ohlcv
 from apex_rotation.config import AppConfig
 from apex_rotation.ingest.aliases import ticker_segments
-from apex_rotation.ingest.base import (
-    OHLCV_COLUMNS,
-    RAW_OHLCV_COLUMNS,
-    DataError,
-    MarketDataSource,
-    SourceError,
-    empty_raw_ohlcv,
-    to_ms,
-)
-from apex_rotation.ingest.retry import (
-    MalformedResponse,
-    backoff_policy,
-    call_with_retries,
-    describe_error,
-    parse_retry_after,
-)
+from apex_rotation.ingest.base import DataError, MalformedResponse, MarketDataSource, SourceError, to_ms
+from apex_rotation.retry import backoff_policy, call_with_retries, describe_error, parse_retry_after
 from apex_rotation.timeframes import TIMEFRAME_MS, utc_now
 
 T = TypeVar("T")
@@ -116,6 +103,7 @@ class CcxtSource(MarketDataSource):
                 what=what,
                 **backoff_policy(self.cfg.data_sources),
                 retry_on=RETRY_ON,
+                give_up=SourceError,
                 sleep=self._sleep,
                 rng=self._rng,
             )

@@ -15,24 +15,18 @@ duplicate rows are collapsed, out-of-order rows are sorted, numeric strings are 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from apex_rotation.ingest.base import OHLCV_COLUMNS, RAW_OHLCV_COLUMNS, DataError
+from apex_rotation.bars import INDEX_NAME, OHLCV_COLUMNS, RAW_OHLCV_COLUMNS, bars_frame, empty_bars
+from apex_rotation.ingest.base import DataError
 from apex_rotation.timeframes import delta, utc_now
 
 log = logging.getLogger(__name__)
 
-INDEX_NAME = "open_time"
-PRICE_COLUMNS = ["open", "high", "low", "close"]
-BAR_COLUMNS = [*OHLCV_COLUMNS, "close_time"]
-AUDIT_COLUMNS = ["filled", "fill_reason", "outlier"]
-AUDITED_BAR_COLUMNS = [*BAR_COLUMNS, *AUDIT_COLUMNS]
-FILL_GAP = "gap"
-FILL_SPIKE = "spike"
 NOTE_KEYS = ("unclosed_dropped", "duplicates_dropped", "reordered", "strings_coerced")
 
 # Epoch integers are told apart by magnitude: ms in [1e11, 1e14) is 1973..5138, µs in [1e14, 1e17) likewise.
@@ -53,27 +47,6 @@ def epoch_to_ns(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     is_us = values >= _US_MIN
     bad = (values < _MS_MIN) | (values >= _US_MAX)
     return np.where(is_us, values * 1_000, values * 1_000_000), bad
-
-
-def bars_frame(open_ns: np.ndarray, columns: Mapping[str, np.ndarray], timeframe: str) -> pd.DataFrame:
-    """A canonical frame from open times (int64 ns, UTC) and OHLCV (+ optional audit) column arrays."""
-    index = pd.to_datetime(np.asarray(open_ns, dtype=np.int64), unit="ns", utc=True).rename(INDEX_NAME)
-    data = {c: np.asarray(columns[c], dtype=np.float64) for c in OHLCV_COLUMNS}
-    data["close_time"] = index + delta(timeframe)
-    data.update({c: columns[c] for c in AUDIT_COLUMNS if c in columns})
-    return pd.DataFrame(data, index=index)
-
-
-def empty_bars(timeframe: str, audited: bool = False) -> pd.DataFrame:
-    """A canonical frame with no rows (with the audit columns when `audited`)."""
-    columns: dict[str, np.ndarray] = {c: np.array([], dtype=np.float64) for c in OHLCV_COLUMNS}
-    if audited:
-        columns |= {
-            "filled": np.array([], bool),
-            "fill_reason": np.array([], object),
-            "outlier": np.array([], bool),
-        }
-    return bars_frame(np.array([], dtype=np.int64), columns, timeframe)
 
 
 def clean_ohlcv(

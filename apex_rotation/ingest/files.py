@@ -19,16 +19,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from apex_rotation.bars import OHLCV_COLUMNS, RAW_OHLCV_COLUMNS, empty_raw_ohlcv
 from apex_rotation.config import AppConfig
 from apex_rotation.ingest.aliases import ticker_segments
-from apex_rotation.ingest.base import (
-    OHLCV_COLUMNS,
-    RAW_OHLCV_COLUMNS,
-    DataError,
-    MarketDataSource,
-    SourceError,
-    empty_raw_ohlcv,
-)
+from apex_rotation.ingest.base import DataError, MarketDataSource, SourceError
 from apex_rotation.ingest.clean import epoch_to_ns
 from apex_rotation.timeframes import BASE_TIMEFRAME
 

@@ -20,19 +20,18 @@ import requests
 from hyperliquid.info import Info
 from hyperliquid.utils.error import ClientError, ServerError
 
+from apex_rotation.bars import OHLCV_COLUMNS, empty_raw_ohlcv
 from apex_rotation.config import AppConfig
 from apex_rotation.ingest.aliases import ticker_segments
 from apex_rotation.ingest.base import (
-    OHLCV_COLUMNS,
     OI_COLUMNS,
     DataError,
+    MalformedResponse,
     MarketDataSource,
     SourceError,
-    empty_raw_ohlcv,
     to_ms,
 )
-from apex_rotation.ingest.retry import (
-    MalformedResponse,
+from apex_rotation.retry import (
     TransientError,
     backoff_policy,
     call_with_retries,
@@ -141,6 +140,7 @@ class HyperliquidSource(MarketDataSource):
             what=what,
             **backoff_policy(self.cfg.data_sources),
             retry_on=RETRY_ON,
+            give_up=SourceError,
             sleep=self._sleep,
             rng=self._rng,
         )

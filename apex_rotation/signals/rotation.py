@@ -431,28 +431,3 @@ def candidates_from_history(history: pd.DataFrame) -> list[RotationCandidate]:
             )
         )
     return out
-
-
-# ---------------------------------------------------------------- scoring against ground truth
-
-
-def precision_recall(
-    candidates: pd.DataFrame, truth: pd.DataFrame, timeframe: str
-) -> dict[str, float | int | None]:
-    """Score candidates (`scan_history` rows) against the ground truth's "laggard" rows of `timeframe`.
-
-    A candidate matches a truth row on (time, timeframe, symbol), whichever apex each names. Precision
-    (recall) is None when nothing was flagged (nothing was there to find).
-    """
-    cands = candidates[candidates["timeframe"] == timeframe] if "timeframe" in candidates else candidates
-    positives = truth[(truth["kind"] == "laggard") & (truth["timeframe"] == timeframe)]
-    flagged = set(zip(pd.to_datetime(cands["bar_time"], utc=True), cands["symbol"], strict=True))
-    actual = set(zip(pd.to_datetime(positives["time"], utc=True), positives["symbol"], strict=True))
-    tp, fp, fn = len(flagged & actual), len(flagged - actual), len(actual - flagged)
-    return {
-        "tp": tp,
-        "fp": fp,
-        "fn": fn,
-        "precision": tp / (tp + fp) if tp + fp else None,
-        "recall": tp / (tp + fn) if tp + fn else None,
-    }

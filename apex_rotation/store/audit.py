@@ -24,16 +24,21 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel
 
+from apex_rotation.bars import (
+    FILL_GAP,
+    FILL_SPIKE,
+    OHLCV_COLUMNS,
+    PRICE_COLUMNS,
+    ROBUST_WINDOW,
+    bars_frame,
+    empty_bars,
+    trailing_robust_sigma,
+)
 from apex_rotation.config import AuditConfig
-from apex_rotation.ingest.base import OHLCV_COLUMNS, DataError
-from apex_rotation.ingest.clean import FILL_GAP, FILL_SPIKE, PRICE_COLUMNS, bars_frame, empty_bars
+from apex_rotation.ingest.base import DataError
 from apex_rotation.timeframes import delta, last_closed_open
 
 log = logging.getLogger(__name__)
-
-ROBUST_WINDOW = 720  # bars behind a robust sigma: 30 days of 1h, 120 days of 4h, ~2 years of 1d
-ROBUST_MIN_PERIODS = 48
-MAD_TO_SIGMA = 1.4826  # MAD x this = sigma for normally distributed data
 
 
 class AuditReport(BaseModel):
@@ -147,26 +152,6 @@ def _fill_and_flag(t: np.ndarray, values: np.ndarray, timeframe: str, cfg: Audit
     columns["fill_reason"] = np.where(spike, FILL_SPIKE, np.where(fill, FILL_GAP, "")).astype(object)
     columns["outlier"] = outlier
     return bars_frame(open_ns, columns, timeframe)
-
-
-def trailing_robust_sigma(returns: np.ndarray | pd.Series, window: int) -> np.ndarray:
-    """Robust sigma at each t from the returns of the `window` bars before t (past-only; NaNs skipped)."""
-    abs_returns = pd.Series(np.abs(np.asarray(returns, dtype=np.float64)))
-    median = abs_returns.rolling(window, min_periods=min(window, ROBUST_MIN_PERIODS)).median()
-    sigma = MAD_TO_SIGMA * median.shift(1).to_numpy()
-    sigma[sigma == 0] = np.nan
-    return sigma
-
-
-def winsorize_returns(returns: pd.Series, z: float, window: int = ROBUST_WINDOW) -> pd.Series:
-    """Returns clipped to ±z robust sigmas of the trailing window (for features; the raw bars are kept).
-
-    Where no sigma exists yet (fewer than `ROBUST_MIN_PERIODS` past returns) a return is left as is.
-    """
-    r = returns.to_numpy(dtype=np.float64)
-    bound = z * trailing_robust_sigma(r, window)
-    clipped = np.where(np.isnan(bound), r, np.clip(r, -bound, bound))
-    return pd.Series(clipped, index=returns.index, name=returns.name)
 
 
 SPIKE_CONFIRM_BARS = (

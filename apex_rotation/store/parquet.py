@@ -13,10 +13,15 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+if TYPE_CHECKING:
+    from apex_rotation.store.tables import Table
+
 
 NO_TIMEFRAME = "-"
 INDEX_NAME_KEY = b"apex_rotation.index"
@@ -31,14 +36,19 @@ class ParquetStore:
     def __init__(self, root: str | Path):
         self.root = Path(root)
 
-    def path(self, asset: str, timeframe: str | None, symbol: str) -> Path:
-        return self.root / asset / (timeframe or NO_TIMEFRAME) / f"{symbol}.parquet"
+    def path(self, asset: str | Table, timeframe: str | None, symbol: str) -> Path:
+        return self.root / str(asset) / (timeframe or NO_TIMEFRAME) / f"{symbol}.parquet"
 
-    def exists(self, asset: str, timeframe: str | None, symbol: str) -> bool:
+    def exists(self, asset: str | Table, timeframe: str | None, symbol: str) -> bool:
         return self.path(asset, timeframe, symbol).exists()
 
     def write(
-        self, asset: str, timeframe: str | None, symbol: str, df: pd.DataFrame, meta: dict | None = None
+        self,
+        asset: str | Table,
+        timeframe: str | None,
+        symbol: str,
+        df: pd.DataFrame,
+        meta: dict | None = None,
     ) -> Path:
         """Write `df` (its index becomes a column) atomically; `meta` is kept in the file's metadata."""
         path = self.path(asset, timeframe, symbol)
@@ -61,7 +71,7 @@ class ParquetStore:
 
     def read(
         self,
-        asset: str,
+        asset: str | Table,
         timeframe: str | None,
         symbol: str,
         columns: list[str] | None = None,
@@ -86,15 +96,15 @@ class ParquetStore:
         table = pq.read_table(path, columns=wanted, filters=filters or None)
         return table.to_pandas().set_index(index_name)
 
-    def meta(self, asset: str, timeframe: str | None, symbol: str) -> dict:
+    def meta(self, asset: str | Table, timeframe: str | None, symbol: str) -> dict:
         schema = pq.read_schema(self.path(asset, timeframe, symbol))
         return json.loads((schema.metadata or {}).get(META_KEY, b"{}"))
 
-    def partitions(self, asset: str) -> Iterator[tuple[str, str]]:
+    def partitions(self, asset: str | Table) -> Iterator[tuple[str, str]]:
         """(timeframe, symbol) of every stored partition of an asset, sorted."""
-        for path in sorted((self.root / asset).glob("*/*.parquet")):
+        for path in sorted((self.root / str(asset)).glob("*/*.parquet")):
             yield path.parent.name, path.stem
 
-    def glob(self, asset: str, timeframe: str | None = None) -> str:
+    def glob(self, asset: str | Table, timeframe: str | None = None) -> str:
         """A glob over an asset's files, for DuckDB's `read_parquet`."""
-        return str(self.root / asset / (timeframe or "*") / "*.parquet")
+        return str(self.root / str(asset) / (timeframe or "*") / "*.parquet")

@@ -1,4 +1,4 @@
-"""The data plane's one job: source → clean → `bars` (1h base, 4h/1d resampled) → audit → `audited_bars`.
+"""The refresher's one job: source → clean → `bars` (1h base, 4h/1d resampled) → audit → `audited_bars`.
 
 Both the CLI (`apex refresh`) and the Dagster assets call these functions, so a refresh means the same
 thing everywhere. A refresh is incremental: it asks the source only for bars after the newest stored one,
@@ -8,13 +8,9 @@ after validation, so a failure leaves the previous partition in place.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pandas as pd
 
@@ -23,22 +19,22 @@ from apex_rotation.ingest.base import MarketDataSource, SourceError, Unsupported
 from apex_rotation.ingest.clean import clean_ohlcv
 from apex_rotation.ingest.registry import OFFLINE_SOURCES, make_venue_source
 from apex_rotation.log import kv
-from apex_rotation.schemas import bars_schema, validate_frame
+from apex_rotation.schemas import validate_frame
 from apex_rotation.store.audit import AuditReport, audit_bars
+from apex_rotation.store.audit_report import rebuild_audit_report, write_audit_report
 from apex_rotation.store.parquet import ParquetStore
 from apex_rotation.store.resample import resample
+from apex_rotation.store.tables import (
+    AUDITED_BARS,
+    BARS,
+    FUNDING,
+    GROUND_TRUTH,
+    GROUND_TRUTH_KEY,
+    OPEN_INTEREST,
+)
 from apex_rotation.timeframes import BASE_TIMEFRAME, TIMEFRAMES, delta, last_closed_open, utc_now
 
 log = logging.getLogger(__name__)
-
-BARS = "bars"
-AUDITED_BARS = "audited_bars"
-FUNDING = "funding"
-OPEN_INTEREST = "open_interest"
-GROUND_TRUTH = "ground_truth"
-SYNTHETIC = "synthetic"
-REPORTS_DIR = "reports"
-AUDIT_REPORT_FILE = "audit.json"
 
 
 @dataclass
@@ -68,8 +64,8 @@ class RefreshSummary:
         return {k: v for k, v in self.errors.items() if ":" not in k and k != "open_interest"}
 
 
-class DataPlane:
-    """Refreshes and audits the store for one source; `now` is injectable for tests and replays."""
+class StoreRefresher:
+    """Refreshes and audits the store from one source; `now` is injectable for tests and replays."""
 
     def __init__(
         self,
@@ -104,7 +100,7 @@ class DataPlane:
     def _refuse_mixing(self, symbol: str, source: MarketDataSource) -> None:
         """Synthetic bars never continue real ones (or the reverse): that would splice two markets."""
         stored = self.store.meta(BARS, BASE_TIMEFRAME, symbol).get("source")
-        if stored and stored != source.name and SYNTHETIC in (stored, source.name):
+        if stored and stored != source.name and GROUND_TRUTH_KEY in (stored, source.name):
             raise SourceError(
                 f"{symbol}: the store at {self.store.root} holds {stored} bars; refreshing from {source.name} "
                 "would splice two markets. Use another --store (or $APEX_DATA_DIR), or delete that store."
@@ -162,7 +158,7 @@ class DataPlane:
         to_write = [t for t in TIMEFRAMES if t in timeframes or (t == tf and changed)]
         for timeframe in to_write:
             frame = resample(base, timeframe)
-            frame = validate_frame(bars_schema(timeframe), frame, f"bars {symbol} {timeframe}")
+            frame = validate_frame(BARS.schema(timeframe), frame, f"bars {symbol} {timeframe}")
             if timeframe == tf and not changed:
                 result.rows[timeframe] = len(frame)  # nothing changed: leave the file as it is
                 continue
@@ -193,9 +189,7 @@ class DataPlane:
             audited = rebuilt.assign(outlier=audited["outlier"].to_numpy())
             report = report.model_copy(update={"filled": int(audited["filled"].sum())})
         if write:
-            audited = validate_frame(
-                bars_schema(timeframe, audited=True), audited, f"audited {symbol} {timeframe}"
-            )
+            audited = validate_frame(AUDITED_BARS.schema(timeframe), audited, f"audited {symbol} {timeframe}")
             self.store.write(AUDITED_BARS, timeframe, symbol, audited, meta=report.model_dump(mode="json"))
         return report
 
@@ -331,7 +325,7 @@ class DataPlane:
         rebuild_audit_report(self.store)
         return summary
 
-    def __enter__(self) -> DataPlane:
+    def __enter__(self) -> StoreRefresher:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -359,51 +353,11 @@ def merge_bars(existing: pd.DataFrame | None, new: pd.DataFrame) -> tuple[pd.Dat
     return merged, len(new) - len(overlap), revised
 
 
-def rebuild_audit_report(store: ParquetStore) -> Path:
-    """Write `reports/audit.json` from the reports stored with every `audited_bars` partition.
-
-    Each partition file carries its own report, so concurrent runs cannot lose each other's entries.
-    """
-    path = Path(store.root) / REPORTS_DIR / AUDIT_REPORT_FILE
-    reports = [store.meta(AUDITED_BARS, tf, symbol) for tf, symbol in store.partitions(AUDITED_BARS)]
-    _write_json_atomic(path, sorted(reports, key=_report_order))
-    return path
-
-
-def _report_order(report: dict) -> tuple[str, int]:
-    tf = report.get("timeframe")
-    return report.get("symbol", ""), TIMEFRAMES.index(tf) if tf in TIMEFRAMES else len(TIMEFRAMES)
-
-
-def _write_json_atomic(path: Path, value: object) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(value, fh, indent=2)
-    os.replace(tmp, path)
-
-
-def write_audit_report(root: Path, reports: Sequence[AuditReport]) -> Path:
-    """Update `reports/audit.json` with these reports (other symbols/timeframes already there are kept)."""
-    path = Path(root) / REPORTS_DIR / AUDIT_REPORT_FILE
-    merged = {(r["symbol"], r["timeframe"]): r for r in _read_reports(path)}
-    merged.update({(r.symbol, r.timeframe): r.model_dump(mode="json") for r in reports})
-    _write_json_atomic(path, sorted(merged.values(), key=_report_order))
-    return path
-
-
-def _read_reports(path: Path) -> list[dict]:
-    try:
-        return json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return []
-
-
 def audit_store(
     cfg: AppConfig, store: ParquetStore, symbols: Sequence[str], timeframes: Sequence[str]
 ) -> list[AuditReport]:
     """Audit what is stored (without rewriting anything) and write the report under `reports/`."""
-    plane = DataPlane(cfg, store, source=_NoSource())
+    plane = StoreRefresher(cfg, store, source=_NoSource())
     reports = [
         plane.audit(symbol, tf, write=False)
         for symbol in symbols

@@ -15,8 +15,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from apex_rotation.ingest.base import OHLCV_COLUMNS, DataError
-from apex_rotation.ingest.clean import FILL_GAP, FILL_SPIKE, bars_frame, empty_bars
+from apex_rotation.bars import FILL_GAP, FILL_SPIKE, OHLCV_COLUMNS, bars_frame, empty_bars
+from apex_rotation.ingest.base import DataError
 from apex_rotation.timeframes import BASE_TIMEFRAME, delta
 
 

@@ -1,4 +1,4 @@
-"""Retries with exponential backoff and full jitter, shared by every network source.
+"""Retries with exponential backoff and full jitter, shared by every network client (sources, alert channels).
 
 Why full jitter: many symbols refresh at once, and synchronised retries would hit a rate-limited API
 together again. A server that says how long to wait (HTTP `Retry-After`) is obeyed instead, because
@@ -17,7 +17,6 @@ from email.utils import parsedate_to_datetime
 from typing import TypeVar
 
 from apex_rotation.config import DataSourcesConfig
-from apex_rotation.ingest.base import DataError, SourceError
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -35,11 +34,8 @@ class TransientError(Exception):
         self.retry_after = retry_after
 
 
-class MalformedResponse(DataError):
-    """A body that is not the JSON the endpoint promises (truncated, wrong shape).
-
-    Retried like a network error, because proxies and overloaded servers cut bodies short.
-    """
+class RetriesExhausted(RuntimeError):
+    """Retries ran out (or the server asked for a longer wait than allowed); the message says why."""
 
 
 def parse_retry_after(headers: Mapping[str, str] | None, now: float | None = None) -> float | None:
@@ -87,6 +83,7 @@ def call_with_retries(
     base_s: float,
     max_s: float,
     retry_on: tuple[type[BaseException], ...],
+    give_up: type[Exception] = RetriesExhausted,
     sleep: Callable[[float], None] = time.sleep,
     rng: random.Random | None = None,
 ) -> T:
@@ -95,7 +92,8 @@ def call_with_retries(
     The wait is the exception's `retry_after` when it has one, else a full-jitter backoff. A
     `retry_after` longer than `max_s` ends the retries at once: waiting less would be ignored by the
     server, and blocking a refresh for longer is the scheduler's call, not ours. Any other exception
-    propagates untouched. Gives up with `SourceError` naming `what` and the last error.
+    propagates untouched. Gives up by raising `give_up` (a caller's own error type, e.g. a source's
+    `SourceError`) naming `what` and the last error.
     """
     rng = rng or _DEFAULT_RNG
     tries = max_retries + 1
@@ -106,12 +104,12 @@ def call_with_retries(
             error = describe_error(exc)
             retry_after = getattr(exc, "retry_after", None)
             if retry_after is not None and retry_after > max_s:
-                raise SourceError(
+                raise give_up(
                     f"{what}: server asks to wait {retry_after:g}s (more than backoff_max_s={max_s:g}); "
                     f"giving up after {attempt + 1} tries: {error}"
                 ) from exc
             if attempt + 1 >= tries:
-                raise SourceError(f"{what}: gave up after {tries} tries: {error}") from exc
+                raise give_up(f"{what}: gave up after {tries} tries: {error}") from exc
             wait = float(retry_after) if retry_after is not None else backoff_s(attempt, base_s, max_s, rng)
             log.warning(
                 "retry what=%s attempt=%d/%d wait_s=%.3f retry_after=%s error=%r",

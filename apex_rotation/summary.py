@@ -1,4 +1,8 @@
-"""The text summary `apex run` prints: latest candidates per timeframe with their confirmation reasons."""
+"""The text summary `apex run` prints: latest candidates per timeframe with their confirmation reasons.
+
+It reads across the stages (candidates, confirmations, the research figures), so it sits beside the CLI,
+above every stage.
+"""
 
 from __future__ import annotations
 
@@ -6,47 +10,46 @@ import json
 
 import pandas as pd
 
-from apex_rotation.signals.stage import BASKET_KEY, CONFIRMATIONS, ROTATION_CANDIDATES, latest_status
+from apex_rotation.signals.rotation import candidates_from_history
+from apex_rotation.signals.watching import latest_status
+from apex_rotation.store.audit_report import audit_report_path
 from apex_rotation.store.parquet import ParquetStore
-from apex_rotation.store.refresh import AUDIT_REPORT_FILE, REPORTS_DIR
+from apex_rotation.store.tables import BASKET_KEY, CONFIRMATIONS, ROTATION_CANDIDATES, SCANNER_QUALITY
 from apex_rotation.timeframes import TIMEFRAMES
 
 
-def _record(row: pd.Series) -> str:
-    record = {
-        "symbol": row["symbol"],
-        "apex_asset": row["apex_asset"],
-        "apex_move": row["apex_move"],
-        "coin_move": row["coin_move"],
-        "correlation": round(float(row["correlation"]), 2),
-        "beta": round(float(row["beta"]), 2),
-        "signal_strength": row["signal_strength"],
-        "status": row["status"],
-        "bar_time": pd.Timestamp(row["bar_time"]).isoformat(),
-        "timeframe": row["timeframe"],
-    }
-    return json.dumps(record, separators=(",", ":"))
+def _quality(store: ParquetStore, timeframe: str) -> dict:
+    """The research figures of one timeframe (`research/scanner_quality.py`), {} when not computed."""
+    if not store.exists(SCANNER_QUALITY, timeframe, BASKET_KEY):
+        return {}
+    return store.read(SCANNER_QUALITY, timeframe, BASKET_KEY).iloc[0].to_dict()
 
 
-def _header(timeframe: str, candidates: pd.DataFrame, meta: dict) -> list[str]:
+def _header(timeframe: str, candidates: pd.DataFrame, meta: dict, quality: dict) -> list[str]:
     lines = [
         f"[{timeframe}] data through {meta.get('data_through', '?')}: {len(candidates)} candidates in history"
     ]
     if not meta.get("triggers", True):
         lines[0] += " (not a trigger timeframe: apex.trigger_timeframes)"
-    scores = meta.get("vs_ground_truth")
-    if scores and scores["tp"] + scores["fn"]:
-        lines.append(f"  vs planted ground truth: precision={scores['precision']} recall={scores['recall']}")
-    hindsight = meta.get("hindsight") or {}
-    if hindsight.get("evaluated"):
+    if quality.get("vs_ground_truth") and quality["tp"] + quality["fn"]:
         lines.append(
-            f"  hindsight: {hindsight['caught_up_half']}/{hindsight['evaluated']} alts rose ≥ half their expected "
-            f"catch-up within {hindsight['window_bars']} bars"
+            f"  vs planted ground truth: precision={_figure(quality['precision'])} "
+            f"recall={_figure(quality['recall'])}"
+        )
+    if quality.get("hindsight_evaluated"):
+        lines.append(
+            f"  hindsight: {quality['hindsight_caught_up_half']}/{quality['hindsight_evaluated']} alts rose ≥ half "
+            f"their expected catch-up within {quality['hindsight_window_bars']} bars"
         )
     blind = {s: n for s, n in (meta.get("insufficient_data") or {}).items() if n}
     if blind:
         lines.append(f"  not scanned for missing corr/beta/move (apex triggers): {blind}")
     return lines
+
+
+def _figure(value: float | None) -> str:
+    """A precision/recall as the summary always printed it (None when nothing was there to score)."""
+    return "None" if value is None or pd.isna(value) else repr(float(value))
 
 
 def _watch_lines(status: pd.Series) -> list[str]:
@@ -63,7 +66,8 @@ def timeframe_section(store: ParquetStore, timeframe: str, latest: int) -> list[
     if not store.exists(ROTATION_CANDIDATES, timeframe, BASKET_KEY):
         return [f"[{timeframe}] not computed yet"]
     candidates = store.read(ROTATION_CANDIDATES, timeframe, BASKET_KEY)
-    lines = _header(timeframe, candidates, store.meta(ROTATION_CANDIDATES, timeframe, BASKET_KEY))
+    meta = store.meta(ROTATION_CANDIDATES, timeframe, BASKET_KEY)
+    lines = _header(timeframe, candidates, meta, _quality(store, timeframe))
     if candidates.empty:
         return lines
     statuses = (
@@ -72,8 +76,8 @@ def timeframe_section(store: ParquetStore, timeframe: str, latest: int) -> list[
         else pd.DataFrame()
     )
     newest = candidates.sort_values(["bar_time", "expected_catchup_pct"], ascending=False).head(latest)
-    for _, row in newest.iterrows():
-        lines.append("  " + _record(row))
+    for (_, row), candidate in zip(newest.iterrows(), candidates_from_history(newest), strict=True):
+        lines.append("  " + json.dumps(candidate.to_record(), separators=(",", ":")))
         if statuses.empty:
             continue
         match = statuses[
@@ -94,6 +98,6 @@ def run_summary(store: ParquetStore, latest: int = 5) -> str:
     lines.append(f"outputs: {store.root}/<asset>/<timeframe>/<symbol>.parquet")
     lines.append(f"  candidates:    {store.root}/{ROTATION_CANDIDATES}/<tf>/{BASKET_KEY}.parquet")
     lines.append(f"  confirmations: {store.root}/{CONFIRMATIONS}/<tf>/{BASKET_KEY}.parquet")
-    lines.append(f"  audit report:  {store.root / REPORTS_DIR / AUDIT_REPORT_FILE}")
+    lines.append(f"  audit report:  {audit_report_path(store.root)}")
     lines.append("  query with DuckDB: apex_rotation.store.query.query(root, 'SELECT * FROM features_4h')")
     return "\n".join(lines)

@@ -1,4 +1,4 @@
-"""The feature stage over the store: `features` and `td_state` partitions from `audited_bars`.
+"""Computes and writes the feature tables: `features` and `td_state` partitions from `audited_bars`.
 
 Dagster's assets and any script call these, so a partition means the same thing everywhere. Each
 partition is validated before it is written; a partition that breaks an invariant is reported, not
@@ -12,12 +12,9 @@ import pandas as pd
 from apex_rotation.config import AppConfig, TDConfig
 from apex_rotation.features import td
 from apex_rotation.features.build import BENCHMARKS, build_features, model_returns
-from apex_rotation.schemas import SchemaViolation, features_schema, td_state_schema, validate_frame
+from apex_rotation.schemas import SchemaViolation, validate_frame
 from apex_rotation.store.parquet import ParquetStore
-from apex_rotation.store.refresh import AUDITED_BARS, FUNDING, OPEN_INTEREST
-
-FEATURES = "features"
-TD_STATE = "td_state"
+from apex_rotation.store.tables import AUDITED_BARS, FEATURES, FUNDING, OPEN_INTEREST, TD_STATE
 
 
 def _optional(store: ParquetStore, asset: str, symbol: str) -> pd.DataFrame | None:
@@ -52,7 +49,7 @@ def compute_features(
             funding=_optional(store, FUNDING, symbol),
             open_interest=_optional(store, OPEN_INTEREST, symbol),
         )
-        found = schema_problems(features_schema(), frame, f"features {symbol} {timeframe}")
+        found = schema_problems(FEATURES.schema(timeframe), frame, f"features {symbol} {timeframe}")
         if found:
             problems[symbol] = found
             continue
@@ -98,7 +95,7 @@ def td_on_traded_bars(bars: pd.DataFrame, cfg: TDConfig) -> pd.DataFrame:
 def compute_td_state(cfg: AppConfig, store: ParquetStore, timeframe: str, symbol: str) -> list[str]:
     """Write the `td_state` partition of one symbol/timeframe; returns its problems (then nothing is written)."""
     state = td_on_traded_bars(store.read(AUDITED_BARS, timeframe, symbol), cfg.td)
-    found = schema_problems(td_state_schema(), state, f"td_state {symbol} {timeframe}")
+    found = schema_problems(TD_STATE.schema(timeframe), state, f"td_state {symbol} {timeframe}")
     if not found:
         store.write(TD_STATE, timeframe, symbol, state)
     return found

@@ -1,0 +1,49 @@
+"""Builds the whole Dagster `Definitions` from one config: assets, checks, jobs, schedule, sensor, resources.
+
+`definitions.py` calls this lazily (Dagster's `@dg.definitions`); `apex run` and the tests call it with their
+own config and store, so nothing is built at import time and the partitions always match the config used.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from apex_rotation import log as logsetup
+from apex_rotation.config import AppConfig
+from apex_rotation.defs.automation import build_jobs, build_schedules, build_sensors
+from apex_rotation.defs.feature_assets import build_feature_assets
+from apex_rotation.defs.market_data_assets import build_market_data_assets
+from apex_rotation.defs.research_assets import build_research_assets
+from apex_rotation.defs.resources import SourceResource, StoreResource, duckdb_resource, redacting_console
+from apex_rotation.defs.signal_assets import build_signal_assets
+
+
+def build_definitions(
+    cfg: AppConfig, *, store_root: str | None = None, source: str | None = None, data_dir: str | None = None
+) -> dg.Definitions:
+    """Everything built from one config (the basket decides the partitions); the store defaults to the
+    config's, the source to `data_sources.default_source`."""
+    if logsetup.is_configured():  # an entry point (the CLI) configured logging: only teach it the secrets
+        logsetup.set_secrets(cfg.secrets().values())
+    else:
+        logsetup.configure(cfg.logging.format, cfg.logging.level, secrets=cfg.secrets().values())
+    bars, audited_bars = build_market_data_assets(cfg)
+    features, td_state = build_feature_assets(cfg, audited_bars)
+    rotation_candidates, confirmations = build_signal_assets(cfg, features)
+    (scanner_quality,) = build_research_assets(cfg, rotation_candidates)
+    data_job, signals_job = build_jobs(
+        [bars, audited_bars, features, td_state], [rotation_candidates, confirmations, scanner_quality]
+    )
+    return dg.Definitions(
+        assets=[bars, audited_bars, features, td_state, rotation_candidates, confirmations, scanner_quality],
+        jobs=[data_job, signals_job],
+        schedules=build_schedules(cfg, data_job),
+        sensors=build_sensors(data_job, signals_job),
+        resources={
+            "store": StoreResource(root=str(store_root or cfg.data_root())),
+            "source": SourceResource(name=source, data_dir=data_dir),
+            "duckdb": duckdb_resource(),
+        },
+        executor=dg.in_process_executor,
+        loggers={"console": redacting_console},
+    )

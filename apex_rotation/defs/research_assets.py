@@ -1,0 +1,58 @@
+"""`scanner_quality`: the research figures of the scan, one partition per timeframe."""
+
+import dagster as dg
+
+from apex_rotation.config import AppConfig
+from apex_rotation.defs.declare import check_spec, partitioned_asset, problems_check
+from apex_rotation.defs.partitions import timeframe_partitions
+from apex_rotation.defs.resources import StoreResource
+from apex_rotation.research import scanner_quality as quality
+
+GROUP = "research"
+
+
+def quality_problems(row: dict) -> list[str]:
+    """Counts that cannot all be true at once (a figure that contradicts the candidates it came from)."""
+    problems = []
+    if (
+        row["hindsight_caught_up_half"] > row["hindsight_evaluated"]
+        or row["hindsight_evaluated"] > row["candidates"]
+    ):
+        problems.append(f"hindsight counts inconsistent: {row}")
+    if row["vs_ground_truth"] and row["tp"] + row["fp"] > row["candidates"]:
+        problems.append(f"more matched alt-bars than candidates: {row}")
+    return problems
+
+
+def build_research_assets(
+    cfg: AppConfig, rotation_candidates: dg.AssetsDefinition
+) -> list[dg.AssetsDefinition]:
+    @partitioned_asset(
+        partitions_def=timeframe_partitions(),
+        group=GROUP,
+        deps=[rotation_candidates],
+        checks=[
+            check_spec(
+                "scanner_quality",
+                "consistent",
+                "The figures agree with the candidates they were computed from (no more hits than candidates).",
+                blocking=False,
+            )
+        ],
+        description="How good the scan is: precision/recall against the planted truth (synthetic market only) "
+        "and the hindsight catch-up rate of the flagged alts. Read by the run summary; never an input to a "
+        "signal.",
+    )
+    def scanner_quality(context: dg.AssetExecutionContext, store: StoreResource) -> dg.MaterializeResult:
+        rows, problems = {}, {}
+        for tf in context.partition_keys:
+            row = quality.scanner_quality(cfg, store.store, tf).iloc[0].to_dict()
+            rows[tf] = row
+            if found := quality_problems(row):
+                problems[tf] = found
+        return dg.MaterializeResult(
+            metadata={"by_timeframe": dg.MetadataValue.json(rows)},
+            check_results=[problems_check("scanner_quality_consistent", problems)],
+        )
+
+    return [scanner_quality]
