@@ -162,6 +162,12 @@ class ApexConfig(_Model):
         return self
 
 
+class FeaturesConfig(_Model):
+    """How features meet gaps: corr/beta need this share of a window's return pairs to have traded."""
+
+    corr_min_coverage: float = Field(0.9, gt=0, le=1)
+
+
 class MarketFiltersConfig(_Model):
     volume_x: float = Field(2.0, gt=0)
     breakout_lookback: int = Field(20, ge=1)
@@ -283,6 +289,7 @@ class AppConfig(_Model):
     aliases: dict[str, dict[str, AliasList]] = {}
     costs: CostsConfig = CostsConfig()
     apex: ApexConfig = ApexConfig()
+    features: FeaturesConfig = FeaturesConfig()
     market_filters: MarketFiltersConfig = MarketFiltersConfig()
     td: TDConfig = TDConfig()
     risk: RiskConfig = RiskConfig()
