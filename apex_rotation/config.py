@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from apex_rotation.rules import RuleError, parse
 from apex_rotation.timeframes import Timeframe
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -33,6 +34,8 @@ CONFIG_ENV = "APEX_CONFIG"
 SourceName = Literal["synthetic", "ccxt", "hyperliquid", "files"]
 # Correlation and beta are measured against these (feature names corr_btc_14, beta_eth_30, …).
 BENCHMARK_SYMBOLS = ("BTC", "ETH")
+# The confirmation filters a `market_filters.rule` may name (apex_rotation/signals/confirm.py implements each).
+CONFIRMATION_FILTERS = ("volume_spike", "breakout", "oi_shift", "funding_flip", "funding_hot")
 
 
 class ConfigError(ValueError):
@@ -139,25 +142,32 @@ class CostsConfig(_Model):
     spot_fee_pct: float = Field(0.10, ge=0)
     spot_slippage_pct: float = Field(0.05, ge=0)
     perps_taker_fee_pct: float = Field(0.04, ge=0)
-    perps_maker_fee_pct: float = 0.02
+    perps_maker_fee_pct: float = 0.02  # may be negative, on purpose: a maker rebate
     include_funding: bool = True
 
 
 class ApexConfig(_Model):
     move_threshold_pct: float = Field(4.0, gt=0)
+    # May be negative, on purpose: −1.0 asks the alt to have FALLEN at least 1 % while the apex broke out
+    # (a stricter lag); it must stay below the apex threshold, or the alt is following, not lagging.
     alt_lag_threshold_pct: float = 1.5
-    corr_min: float = Field(0.7, ge=-1, le=1)
-    beta_min: float = 1.5
+    corr_min: float = Field(0.7, gt=0, le=1)  # an alt that usually follows: positive correlation
+    beta_min: float = Field(1.5, gt=0)  # … and a positive beta (it moves with the apex, not against it)
     corr_window_days: Literal[14, 30] = 14  # which rolling window gates corr/beta (read at the bar before)
     strength_high_pct: float = Field(10.0, gt=0)  # expected catch-up (beta × apex move − coin move) for HIGH
     strength_medium_pct: float = Field(6.0, gt=0)  # … for MEDIUM; below it LOW
     trigger_timeframes: list[Timeframe] = ["4h", "1d"]  # bars on which an apex move can trigger a scan
 
     @model_validator(mode="after")
-    def _strength_order(self) -> ApexConfig:
+    def _consistent(self) -> ApexConfig:
         if self.strength_medium_pct > self.strength_high_pct:
             raise ValueError(
                 f"strength_medium_pct {self.strength_medium_pct} > strength_high_pct {self.strength_high_pct}"
+            )
+        if self.alt_lag_threshold_pct >= self.move_threshold_pct:
+            raise ValueError(
+                f"alt_lag_threshold_pct {self.alt_lag_threshold_pct} >= move_threshold_pct "
+                f"{self.move_threshold_pct}: an alt that moved as much as the apex is not lagging"
             )
         return self
 
@@ -169,13 +179,23 @@ class FeaturesConfig(_Model):
 
 
 class MarketFiltersConfig(_Model):
-    volume_x: float = Field(2.0, gt=0)
+    volume_x: float = Field(2.0, ge=1)  # a spike is volume above its average: at least 1x
     breakout_lookback: int = Field(20, ge=1)
     breakout_atr_mult: float = Field(0.0, ge=0)  # close > hh_prev + mult × ATR; 0 = plain breakout
-    oi_shift_min_pct: float = 5.0  # oi_chg over the bar, in %
-    funding_hot: float = 0.0005  # funding rate per HOUR (0.05 %/h ≈ 0.4 % per 8 h)
-    rule: str = "volume_spike AND breakout"  # confirmation rule (apex_rotation.signals.rules grammar)
+    oi_shift_min_pct: float = Field(5.0, ge=0)  # OI up at least this % over the bar (a drop never confirms)
+    funding_hot: float = Field(0.0005, gt=0)  # funding rate per HOUR (0.05 %/h ≈ 0.4 % per 8 h)
+    rule: str = "volume_spike AND breakout"  # confirmation rule (apex_rotation/rules.py grammar)
     confirm_window_bars: int = Field(6, ge=0)  # a laggard may confirm on its trigger bar or this many after
+
+    @field_validator("rule")
+    @classmethod
+    def _parsable(cls, rule: str) -> str:
+        """Parsed when the config loads, so a typo stops the command before any work, with a caret."""
+        try:
+            parse(rule, CONFIRMATION_FILTERS)
+        except RuleError as exc:
+            raise ValueError(str(exc)) from None
+        return rule
 
 
 class TDConfig(_Model):

@@ -7,6 +7,7 @@ above every stage.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 import pandas as pd
 
@@ -90,9 +91,9 @@ def timeframe_section(store: ParquetStore, timeframe: str, latest: int) -> list[
     return lines
 
 
-def run_summary(store: ParquetStore, latest: int = 5) -> str:
+def run_summary(store: ParquetStore, latest: int = 5, timeframes: Sequence[str] = TIMEFRAMES) -> str:
     lines = ["Latest rotation candidates (LAGGING_ROTATION) per timeframe", ""]
-    for timeframe in TIMEFRAMES:
+    for timeframe in timeframes:
         lines += timeframe_section(store, timeframe, latest)
         lines.append("")
     lines.append(f"outputs: {store.root}/<asset>/<timeframe>/<symbol>.parquet")

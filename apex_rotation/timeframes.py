@@ -46,3 +46,9 @@ def last_closed_open(now: pd.Timestamp, tf: str) -> pd.Timestamp:
 
 def utc_now() -> pd.Timestamp:
     return pd.Timestamp.now(tz="UTC")
+
+
+def to_utc(ts: object) -> pd.Timestamp:
+    """A timestamp in UTC: a naive one is taken as UTC, an aware one is converted (strings, datetimes, …)."""
+    t = pd.Timestamp(ts)
+    return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")

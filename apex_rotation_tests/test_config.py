@@ -119,3 +119,40 @@ def test_data_root_follows_env(monkeypatch, tmp_path):
     assert cfg.data_root() == tmp_path / "store"
     monkeypatch.delenv("APEX_DATA_DIR")
     assert cfg.data_root().name == "data"
+
+
+def test_a_bad_confirmation_rule_fails_when_the_config_loads(tmp_path):
+    """Parsed at load time (not after the whole pipeline ran): the file, the field and a caret."""
+    raw = _default_raw()
+    raw["market_filters"]["rule"] = "volume_spike AND breakuot"
+    path = _write(tmp_path, raw)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    text = str(err.value)
+    assert str(path) in text and "market_filters.rule" in text and "unknown filter 'breakuot'" in text
+    assert "did you mean 'breakout'" in text and "\n                   ^" in text
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "reason"),
+    [
+        ("apex", "beta_min", -0.5, "greater than 0"),
+        ("apex", "corr_min", -0.2, "greater than 0"),
+        ("apex", "alt_lag_threshold_pct", 5.0, "not lagging"),
+        ("market_filters", "oi_shift_min_pct", -5.0, "greater than or equal to 0"),
+        ("market_filters", "funding_hot", -0.0001, "greater than 0"),
+        ("market_filters", "volume_x", 0.5, "greater than or equal to 1"),
+    ],
+)
+def test_thresholds_that_make_a_gate_meaningless_are_refused(tmp_path, section, key, value, reason):
+    raw = _default_raw()
+    raw[section][key] = value
+    with pytest.raises(ConfigError, match=rf"{section}\.{key}.*{reason}|{section}: .*{reason}"):
+        load_config(_write(tmp_path, raw))
+
+
+def test_a_negative_lag_threshold_is_allowed_on_purpose(tmp_path):
+    """−1 % asks the alt to have fallen while the apex broke out: a stricter lag, documented in the model."""
+    raw = _default_raw()
+    raw["apex"]["alt_lag_threshold_pct"] = -1.0
+    assert load_config(_write(tmp_path, raw)).apex.alt_lag_threshold_pct == -1.0

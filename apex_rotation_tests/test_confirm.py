@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from apex_rotation.config import ApexConfig, MarketFiltersConfig
+from apex_rotation.rules import Name, RuleError
 from apex_rotation.signals.confirm import (
     FILTERS,
     FilterResult,
@@ -20,7 +21,6 @@ from apex_rotation.signals.confirm import (
     volume_spike,
 )
 from apex_rotation.signals.rotation import CONTEXT_COLUMNS, RotationCandidate, scan
-from apex_rotation.signals.rules import Name, RuleError
 
 CFG = MarketFiltersConfig()
 # A bar that passes volume_spike (3.1x) and breakout, has +7.3 % OI, cool funding that just flipped.
@@ -216,3 +216,11 @@ def test_scanner_candidates_carry_the_context_confirmation_reads() -> None:
     }
     assert out.passed is False
     assert out.reasons[0].startswith("not confirmed, insufficient data for oi_shift:")
+
+
+def test_the_config_names_exactly_the_implemented_filters():
+    """`market_filters.rule` is parsed at config load against CONFIRMATION_FILTERS: it must match FILTERS."""
+    from apex_rotation.config import CONFIRMATION_FILTERS
+    from apex_rotation.signals.confirm import FILTERS
+
+    assert tuple(FILTERS) == CONFIRMATION_FILTERS

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -74,3 +76,24 @@ def test_load_joins_later_stages_onto_the_bars(tmp_path):
     assert len(frame) == 5 and np.isnan(frame["ret"].iloc[-1])  # the stale stage shows NaN, no row is lost
     only_bars = load("BTC", "1h", root=tmp_path, assets=("audited_bars",))
     assert list(only_bars.columns) == ["close"]
+
+
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [
+        ("2024-01-01 01:00", "2024-01-01 03:00"),  # naive strings: UTC
+        (pd.Timestamp("2024-01-01 01:00"), datetime(2024, 1, 1, 3)),  # naive Timestamp / datetime: UTC
+        ("2024-01-01T03:00+02:00", "2024-01-01T05:00+02:00"),  # an offset: converted
+        (
+            pd.Timestamp("2024-01-01 02:00", tz="Europe/Paris"),
+            pd.Timestamp("2023-12-31 22:00", tz="America/New_York"),
+        ),
+    ],
+)
+def test_load_takes_naive_bounds_as_utc_and_converts_other_zones(tmp_path, start, end):
+    store = ParquetStore(tmp_path)
+    idx = pd.date_range("2024-01-01", periods=5, freq="1h", tz="UTC", name="open_time")
+    store.write("audited_bars", "1h", "BTC", pd.DataFrame({"close": [1.0, 2, 3, 4, 5]}, index=idx))
+    frame = load("BTC", "1h", start=start, end=end, root=tmp_path)
+    assert frame["close"].tolist() == [2.0, 3.0, 4.0]
+    assert str(frame.index.tz) == "UTC"

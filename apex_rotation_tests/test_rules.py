@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from apex_rotation.signals.rules import And, Name, Not, Or, Rule, RuleError, check_known, parse
+from apex_rotation.rules import And, Name, Not, Or, Rule, RuleError, check_known, parse
 
 KNOWN = ("volume_spike", "breakout", "oi_shift", "funding_flip", "funding_hot")
 KNOWN_LIST = "breakout, funding_flip, funding_hot, oi_shift, volume_spike"

@@ -14,6 +14,7 @@ import pandas as pd
 from apex_rotation.config import load_config
 from apex_rotation.store.parquet import ParquetStore, StoreError
 from apex_rotation.store.tables import LOAD_ORDER, Table
+from apex_rotation.timeframes import to_utc
 
 
 def load(
@@ -27,14 +28,16 @@ def load(
 ) -> pd.DataFrame:
     """Bars (and features, when computed) for `symbol` at timeframe `tf`, open times in [start, end].
 
+    `start`/`end` may be strings, datetimes or Timestamps: a naive one is taken as UTC, an aware one in
+    another zone is converted (bars are labelled by their UTC open time).
     `cols` selects columns (KeyError naming the missing ones); `root` defaults to the configured store;
     `assets` picks which stored stages to join (all that exist by default). Later stages are joined onto
     the first one's bars: a stage not yet recomputed for the newest bars shows NaN there, never a shorter
     frame.
     """
     store = ParquetStore(root or load_config().data_root())
-    start = pd.Timestamp(start, tz="UTC") if isinstance(start, str) else start
-    end = pd.Timestamp(end, tz="UTC") if isinstance(end, str) else end
+    start = None if start is None else to_utc(start)
+    end = None if end is None else to_utc(end)
     frames = []
     for asset in assets:
         if not store.exists(asset, tf, symbol):

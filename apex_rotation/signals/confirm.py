@@ -18,8 +18,8 @@ from collections.abc import Callable, Iterable, Mapping
 from pydantic import BaseModel, ConfigDict
 
 from apex_rotation.config import MarketFiltersConfig
+from apex_rotation.rules import Rule, RuleError, check_known, parse
 from apex_rotation.signals.rotation import RotationCandidate
-from apex_rotation.signals.rules import Rule, RuleError, check_known, parse
 
 
 class FilterResult(BaseModel):
