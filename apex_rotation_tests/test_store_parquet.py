@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -10,7 +11,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from apex_rotation.store.parquet import ParquetStore, StoreError
+from apex_rotation.store.parquet import (
+    QUARANTINE_DIR,
+    STALE_TEMP_SECONDS,
+    CorruptPartition,
+    ParquetStore,
+    StoreError,
+)
 from apex_rotation.store.query import query
 
 
@@ -66,20 +73,43 @@ def _slow_writer(root: str, started) -> None:
     ParquetStore(root).write("bars", "1h", "BTC", _bars(50_000, seed=1))
 
 
-def test_writer_killed_midway_leaves_previous_partition(tmp_path):
-    store = ParquetStore(tmp_path)
-    before = _bars(100)
-    store.write("bars", "1h", "BTC", before)
+def _kill_a_writer_midway(root: Path) -> list[Path]:
+    """Start writing bars/1h/BTC in another process, SIGKILL it midway; returns what it left in the folder."""
     ctx = mp.get_context("spawn")
     started = ctx.Event()
-    proc = ctx.Process(target=_slow_writer, args=(str(tmp_path), started))
+    proc = ctx.Process(target=_slow_writer, args=(str(root), started))
     proc.start()
     assert started.wait(60)
     os.kill(proc.pid, signal.SIGKILL)
     proc.join(10)
+    return [p for p in Path(root, "bars", "1h").iterdir() if p.suffix != ".parquet"]
+
+
+def test_writer_killed_midway_leaves_previous_partition(tmp_path):
+    store = ParquetStore(tmp_path)
+    before = _bars(100)
+    store.write("bars", "1h", "BTC", before)
+    leftovers = _kill_a_writer_midway(tmp_path)
     pd.testing.assert_frame_equal(store.read("bars", "1h", "BTC"), before, check_freq=False)
-    leftovers = [p.name for p in Path(tmp_path, "bars", "1h").iterdir() if p.suffix != ".parquet"]
-    assert all(name.endswith(".tmp") for name in leftovers)  # a temp file at most, never a torn partition
+    assert all(p.name.endswith(".tmp") for p in leftovers)  # a temp file at most, never a torn partition
+
+
+def test_a_killed_writers_temp_file_is_removed_by_the_next_write_once_stale(tmp_path):
+    store = ParquetStore(tmp_path)
+    store.write("bars", "1h", "BTC", _bars(100))
+    [leftover] = _kill_a_writer_midway(tmp_path)
+    assert leftover.name.startswith(".BTC.") and leftover.name.endswith(".tmp")
+    in_progress = leftover.with_name(".ETH.concurrent.tmp")  # a live writer's file: young, so kept
+    in_progress.write_bytes(b"being written")
+    old = time.time() - STALE_TEMP_SECONDS - 60
+    os.utime(leftover, (old, old))
+    store.write("bars", "1h", "SOL", _bars(10))  # any write to the folder cleans it
+    assert not leftover.exists() and in_progress.exists()
+    assert sorted(p.name for p in leftover.parent.iterdir()) == [
+        ".ETH.concurrent.tmp",
+        "BTC.parquet",
+        "SOL.parquet",
+    ]
 
 
 def _write_many(root: str, symbol: str, rounds: int) -> None:
@@ -102,3 +132,18 @@ def test_concurrent_partition_writes_and_queries(tmp_path):
     assert counts.to_dict("list") == {"symbol": sorted(symbols), "n": [2000] * 4}
     last = ParquetStore(tmp_path).read("bars", "1h", "SOL")
     pd.testing.assert_frame_equal(last, _bars(2000, seed=4), check_freq=False)
+
+
+def test_a_corrupt_data_page_behind_an_intact_footer_is_quarantined_on_read(tmp_path):
+    import pyarrow.parquet as pq
+
+    store = ParquetStore(tmp_path)
+    path = store.write("bars", "1h", "BTC", _bars(2000))
+    page = pq.read_metadata(path).row_group(0).column(2).data_page_offset  # `high`, after the index
+    data = bytearray(path.read_bytes())
+    data[page : page + 64] = bytes(b ^ 0xA5 for b in data[page : page + 64])
+    path.write_bytes(bytes(data))
+    assert store.meta("bars", "1h", "BTC") == {}  # the footer still reads
+    with pytest.raises(CorruptPartition, match=re.escape(f"corrupt store file {path} ")):
+        store.read("bars", "1h", "BTC")
+    assert not path.exists() and len(list(Path(tmp_path, QUARANTINE_DIR, "bars", "1h").iterdir())) == 1

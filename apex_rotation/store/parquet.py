@@ -4,20 +4,32 @@ Layout: `<root>/<asset>/<timeframe>/<symbol>.parquet` (timeframe `-` for data wi
 funding). A write goes to a temp file in the same folder, is fsynced, then `os.replace`d over the old
 file, so a crash leaves either the old partition or the new one, never half of one. Different partitions
 are different files, so concurrent writers never contend (no DuckDB lock is involved in writing).
+
+A damaged file (truncated, zero bytes, garbage: anything pyarrow cannot decode) is never fatal to the
+store: the read that finds it moves it to `<root>/.quarantine/<asset>/<timeframe>/<symbol>.<UTC time>.parquet`
+(outside every glob the store and DuckDB read), logs its path and what is wrong, and raises
+`CorruptPartition`; from then on the partition is absent and the step that owns it rebuilds it
+(docs/data-policy.md, "A damaged store"). A temp file a killed writer left is removed by the next write to
+its folder once it is stale.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from apex_rotation.log import kv
 
 if TYPE_CHECKING:
     from apex_rotation.store.tables import Table
@@ -26,10 +38,35 @@ if TYPE_CHECKING:
 NO_TIMEFRAME = "-"
 INDEX_NAME_KEY = b"apex_rotation.index"
 META_KEY = b"apex_rotation.meta"
+QUARANTINE_DIR = ".quarantine"
+# A writer fills its temp file continuously and renames it within seconds; one untouched this long has no
+# live writer (it was killed), so the next write to the folder removes it.
+STALE_TEMP_SECONDS = 10 * 60
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class StoreError(RuntimeError):
     """A store file is missing or unreadable; the message names the file."""
+
+
+class CorruptPartition(StoreError):
+    """A partition file pyarrow cannot decode; it has been moved to quarantine and is absent from now on."""
+
+    def __init__(self, path: Path, reason: str, size: int | None, moved_to: Path | None):
+        self.path, self.reason, self.moved_to = path, reason, moved_to
+        where = f"quarantined to {moved_to}" if moved_to else "already quarantined by another reader"
+        super().__init__(
+            f"corrupt store file {path} ({size if size is not None else '?'} bytes): {reason}; {where}; "
+            "treated as absent until its step rebuilds it"
+        )
+
+
+def is_corruption(exc: BaseException) -> bool:
+    """pyarrow's decoding errors (ArrowInvalid, or an OSError without errno such as a bad thrift footer);
+    a missing file or a permission error carries an errno and is not corruption."""
+    return isinstance(exc, pa.ArrowException) or (isinstance(exc, OSError) and exc.errno is None)
 
 
 class ParquetStore:
@@ -57,6 +94,7 @@ class ParquetStore:
         table = pa.Table.from_pandas(df.reset_index(names=index_name), preserve_index=False)
         extra = {INDEX_NAME_KEY: index_name.encode(), META_KEY: json.dumps(meta or {}, default=str).encode()}
         table = table.replace_schema_metadata({**(table.schema.metadata or {}), **extra})
+        remove_stale_temps(path.parent)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as fh:
@@ -82,29 +120,116 @@ class ParquetStore:
         path = self.path(asset, timeframe, symbol)
         if not path.exists():
             raise StoreError(f"no {asset} data for {symbol} {timeframe or ''} at {path}")
-        schema = pq.read_schema(path)
-        index_name = (schema.metadata or {}).get(INDEX_NAME_KEY, b"index").decode()
-        wanted = None if columns is None else [index_name, *[c for c in columns if c != index_name]]
-        missing = [c for c in wanted or [] if c not in schema.names]
-        if missing:
-            raise StoreError(f"{path} has no columns {missing}; it has {schema.names}")
-        filters = []
-        if start is not None:
-            filters.append((index_name, ">=", pd.Timestamp(start)))
-        if end is not None:
-            filters.append((index_name, "<=", pd.Timestamp(end)))
-        table = pq.read_table(path, columns=wanted, filters=filters or None)
-        return table.to_pandas().set_index(index_name)
+
+        def read_partition() -> pd.DataFrame:
+            schema = pq.read_schema(path)
+            index_name = (schema.metadata or {}).get(INDEX_NAME_KEY, b"index").decode()
+            wanted = None if columns is None else [index_name, *[c for c in columns if c != index_name]]
+            missing = [c for c in wanted or [] if c not in schema.names]
+            if missing:
+                raise StoreError(f"{path} has no columns {missing}; it has {schema.names}")
+            filters = []
+            if start is not None:
+                filters.append((index_name, ">=", pd.Timestamp(start)))
+            if end is not None:
+                filters.append((index_name, "<=", pd.Timestamp(end)))
+            table = pq.read_table(path, columns=wanted, filters=filters or None)
+            return table.to_pandas().set_index(index_name)
+
+        return self._checked(path, read_partition)
+
+    def read_or_none(self, asset: str | Table, timeframe: str | None, symbol: str) -> pd.DataFrame | None:
+        """The whole partition, or None when it is absent or was corrupt (then quarantined and logged)."""
+        if not self.exists(asset, timeframe, symbol):
+            return None
+        try:
+            return self.read(asset, timeframe, symbol)
+        except CorruptPartition:
+            return None
 
     def meta(self, asset: str | Table, timeframe: str | None, symbol: str) -> dict:
-        schema = pq.read_schema(self.path(asset, timeframe, symbol))
+        path = self.path(asset, timeframe, symbol)
+        schema = self._checked(path, lambda: pq.read_schema(path))
         return json.loads((schema.metadata or {}).get(META_KEY, b"{}"))
 
     def partitions(self, asset: str | Table) -> Iterator[tuple[str, str]]:
-        """(timeframe, symbol) of every stored partition of an asset, sorted."""
+        """(timeframe, symbol) of every stored partition of an asset, sorted; a file whose footer does not
+        decode is quarantined (and logged) instead of listed."""
         for path in sorted((self.root / str(asset)).glob("*/*.parquet")):
-            yield path.parent.name, path.stem
+            if self.intact(path):
+                yield path.parent.name, path.stem
+
+    def intact(self, path: Path) -> bool:
+        """True when the file's Parquet footer decodes; a file that does not is quarantined (and logged)."""
+        try:
+            self._checked(path, lambda: pq.read_metadata(path))
+        except CorruptPartition:
+            return False
+        except FileNotFoundError:  # replaced or quarantined meanwhile: nothing to list
+            return False
+        return True
+
+    def _checked(self, path: Path, action: Callable[[], T]) -> T:
+        """Run a read of `path`; if pyarrow cannot decode the file it is quarantined and `CorruptPartition`
+        raised. A failure on a file that reads whole (a bad filter, or the file was replaced by a concurrent
+        writer meanwhile) is not corruption: the read is tried once more and its own error stands."""
+        try:
+            return action()
+        except Exception as exc:
+            if not is_corruption(exc):
+                raise
+            if _reads_whole(path):
+                return action()
+            raise self.quarantine(path, str(exc).strip().splitlines()[0]) from exc
+
+    def quarantine(self, path: Path, reason: str) -> CorruptPartition:
+        """Move a damaged partition file under `<root>/.quarantine/` (never deleted), log it, and return the
+        `CorruptPartition` error naming it."""
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+        target = (
+            self.root / QUARANTINE_DIR / path.parent.relative_to(self.root) / f"{path.stem}.{stamp}.parquet"
+        )
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            size = path.stat().st_size
+            os.replace(path, target)
+        except FileNotFoundError:  # another reader moved it first
+            size, target = None, None
+        error = CorruptPartition(path, reason, size, target)
+        log.error(
+            "corrupt store file quarantined",
+            extra=kv(path=str(path), error=reason, bytes=size, quarantined_to=str(target or "-")),
+        )
+        return error
 
     def glob(self, asset: str | Table, timeframe: str | None = None) -> str:
         """A glob over an asset's files, for DuckDB's `read_parquet`."""
         return str(self.root / str(asset) / (timeframe or "*") / "*.parquet")
+
+
+def _reads_whole(path: Path) -> bool:
+    """Whether pyarrow decodes the whole file (every page); only asked after a read failed."""
+    try:
+        pq.read_table(path)
+    except Exception as exc:
+        if is_corruption(exc):
+            return False
+        raise
+    return True
+
+
+def remove_stale_temps(folder: Path, max_age: float = STALE_TEMP_SECONDS) -> list[Path]:
+    """Remove the `.<stem>.*.tmp` files a killed writer left in a partition folder, once untouched for
+    `max_age` seconds: a live writer's temp file is younger (it is written continuously, then renamed)."""
+    cutoff = time.time() - max_age
+    removed = []
+    for tmp in folder.glob(".*.tmp"):
+        try:
+            if tmp.stat().st_mtime < cutoff:
+                tmp.unlink()
+                removed.append(tmp)
+        except FileNotFoundError:  # another writer removed it first
+            continue
+    if removed:
+        log.warning("stale temp files removed", extra=kv(folder=str(folder), files=[p.name for p in removed]))
+    return removed

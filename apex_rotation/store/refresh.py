@@ -22,7 +22,7 @@ from apex_rotation.log import kv
 from apex_rotation.schemas import validate_frame
 from apex_rotation.store.audit import AuditReport, audit_bars
 from apex_rotation.store.audit_report import rebuild_audit_report, write_audit_report
-from apex_rotation.store.parquet import ParquetStore
+from apex_rotation.store.parquet import ParquetStore, StoreError
 from apex_rotation.store.resample import resample
 from apex_rotation.store.tables import (
     AUDITED_BARS,
@@ -128,7 +128,7 @@ class StoreRefresher:
         tf = BASE_TIMEFRAME
         self._audits = {k: v for k, v in self._audits.items() if k[0] != symbol}
         source = self.source_for(symbol)
-        existing = self.store.read(BARS, tf, symbol) if self.store.exists(BARS, tf, symbol) else None
+        existing = self.store.read_or_none(BARS, tf, symbol)  # a corrupt base is quarantined: refetched whole
         if existing is not None:
             self._refuse_mixing(symbol, source)
         since = (
@@ -242,7 +242,7 @@ class StoreRefresher:
         return len(snap)
 
     def _append_series(self, asset: str, symbol: str, fetch: Callable) -> int:
-        existing = self.store.read(asset, None, symbol) if self.store.exists(asset, None, symbol) else None
+        existing = self.store.read_or_none(asset, None, symbol)
         since = (
             existing.index[-1] + pd.Timedelta(milliseconds=1) if existing is not None else self._first_open()
         )
@@ -257,7 +257,7 @@ class StoreRefresher:
         return self._merge_write(asset, symbol, frame)
 
     def _merge_write(self, asset: str, symbol: str, frame: pd.DataFrame) -> int:
-        existing = self.store.read(asset, None, symbol) if self.store.exists(asset, None, symbol) else None
+        existing = self.store.read_or_none(asset, None, symbol)
         merged = frame if existing is None else pd.concat([existing, frame])
         merged = merged[~merged.index.duplicated(keep="last")].sort_index()
         added = len(merged) - (0 if existing is None else len(existing))
@@ -356,14 +356,21 @@ def merge_bars(existing: pd.DataFrame | None, new: pd.DataFrame) -> tuple[pd.Dat
 def audit_store(
     cfg: AppConfig, store: ParquetStore, symbols: Sequence[str], timeframes: Sequence[str]
 ) -> list[AuditReport]:
-    """Audit what is stored (without rewriting anything) and write the report under `reports/`."""
+    """Audit what is stored (without rewriting anything) and write the report under `reports/`.
+
+    A partition that cannot be read (a corrupt file is quarantined) is logged with its path and skipped;
+    the others are audited.
+    """
     plane = StoreRefresher(cfg, store, source=_NoSource())
-    reports = [
-        plane.audit(symbol, tf, write=False)
-        for symbol in symbols
-        for tf in timeframes
-        if store.exists(BARS, tf, symbol)
-    ]
+    reports = []
+    for symbol in symbols:
+        for tf in timeframes:
+            if not store.exists(BARS, tf, symbol):
+                continue
+            try:
+                reports.append(plane.audit(symbol, tf, write=False))
+            except StoreError as exc:
+                log.error("audit skipped", extra=kv(symbol=symbol, timeframe=tf, error=str(exc)))
     write_audit_report(store.root, reports)
     return reports
 
