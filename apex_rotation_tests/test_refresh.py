@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pandas as pd
 import pytest
@@ -346,3 +347,25 @@ def test_a_4h_bar_missing_its_first_hour_opens_at_its_first_traded_price(small_c
         ]
         assert bar["filled_hours"] == 1 and not bar["filled"] and bar["fill_reason"] == ""
     assert {r.timeframe: r.filled for r in summary.reports} == {"1h": 1, "4h": 0, "1d": 0}
+
+
+def test_the_audit_logs_once_with_the_report_it_stores(small_cfg, tmp_path, caplog):
+    """A bad close at 23:00 makes the raw 1d bar a spike (filled); the stored 1d bar, built from the audited
+    hours, is not filled. The one log line per partition says what the stored report says."""
+
+    def bad_day_close(raw):
+        raw.loc[raw.index[47], ["high", "close"]] *= 50  # 23:00 of day 2
+        return raw
+
+    plane = StoreRefresher(small_cfg, ParquetStore(tmp_path), altered(bad_day_close)(small_cfg))
+    with caplog.at_level(logging.DEBUG):
+        plane.refresh_all(["BTC"])
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("audit symbol=BTC")]
+    assert len(lines) == 3
+    store = ParquetStore(tmp_path)
+    for tf, line in zip(("1h", "4h", "1d"), lines, strict=True):
+        logged = dict(pair.split("=", 1) for pair in line.removeprefix("audit ").split())
+        stored = store.meta(AUDITED_BARS, tf, "BTC")
+        assert {k: logged[k] for k in stored} == {k: str(v) for k, v in stored.items()}, tf
+    assert store.meta(AUDITED_BARS, "1d", "BTC")["filled"] == 0
+    assert store.meta(AUDITED_BARS, "1d", "BTC")["spikes"] == 1

@@ -16,6 +16,9 @@ Everything is past-only: bar t is judged by bars up to t. The robust sigma at t 
 near 0, and centring on zero keeps it one rolling median; on trending daily bars it errs towards a larger
 sigma, i.e. fewer flags). It needs `ROBUST_MIN_PERIODS` returns in that window; before that, and where it
 is 0 (a market that mostly did not move), nothing is flagged or clipped. Filled bars have no return.
+
+`audit_bars` does not log: the caller logs the report it keeps, once (`log_report`), so the log line and the
+stored report agree (the refresher rebuilds the 4h/1d `filled` count after this audit).
 """
 
 from __future__ import annotations
@@ -72,6 +75,16 @@ class AuditReport(BaseModel):
     stale_bars: int | None = None
 
 
+def log_report(report: AuditReport) -> None:
+    """One line per audited partition: WARNING when anything was missing, malformed or a bad tick."""
+    problems = report.missing + report.duplicates + report.misaligned + report.invalid + report.spikes
+    log.log(
+        logging.WARNING if problems + report.wicks else logging.DEBUG,
+        "audit %s",
+        " ".join(f"{k}={v}" for k, v in report.model_dump().items()),
+    )
+
+
 def audit_bars(
     bars: pd.DataFrame, *, symbol: str, timeframe: str, cfg: AuditConfig, now: pd.Timestamp | None = None
 ) -> tuple[pd.DataFrame, AuditReport]:
@@ -120,12 +133,6 @@ def audit_bars(
         last=last.isoformat() if expected else None,
         missing_ok=missing_pct <= cfg.max_missing_pct,
         stale_bars=_stale(last, now, timeframe),
-    )
-    problems = report.missing + report.duplicates + report.misaligned + report.invalid + report.spikes
-    log.log(
-        logging.WARNING if problems + report.wicks else logging.DEBUG,
-        "audit %s",
-        " ".join(f"{k}={v}" for k, v in report.model_dump().items()),
     )
     return audited, report
 
