@@ -16,7 +16,7 @@ from apex_rotation.ingest.registry import make_perps_source, make_source
 from apex_rotation.ingest.synthetic import SyntheticSource
 from apex_rotation.store.parquet import ParquetStore
 from apex_rotation.store.query import query
-from apex_rotation.store.refresh import StoreRefresher
+from apex_rotation.store.refresh import StoreRefresher, audit_store
 from apex_rotation.store.tables import AUDITED_BARS, BARS, FUNDING, GROUND_TRUTH, OPEN_INTEREST
 from apex_rotation_tests.replay_server import ReplayServer, frame_from_feather
 from apex_rotation_tests.shared import GENETRADER_2024, real_feather, requires_shared
@@ -369,3 +369,15 @@ def test_the_audit_logs_once_with_the_report_it_stores(small_cfg, tmp_path, capl
         assert {k: logged[k] for k in stored} == {k: str(v) for k, v in stored.items()}, tf
     assert store.meta(AUDITED_BARS, "1d", "BTC")["filled"] == 0
     assert store.meta(AUDITED_BARS, "1d", "BTC")["spikes"] == 1
+
+
+def test_the_stored_audit_report_is_the_same_whichever_command_wrote_it(small_cfg, tmp_path, monkeypatch):
+    end = pd.Timestamp(small_cfg.synthetic.end)
+    synthetic_plane(small_cfg, tmp_path, now=end + pd.Timedelta(minutes=30)).refresh_all(["BTC", "ETH"])
+    path = tmp_path / "reports" / "audit.json"
+    by_refresh = path.read_text()
+    for later in (pd.Timedelta(days=3), pd.Timedelta(days=400)):
+        monkeypatch.setattr("apex_rotation.store.refresh.utc_now", lambda later=later: end + later)
+        reports = audit_store(small_cfg, ParquetStore(tmp_path), ["BTC", "ETH"], ["1h", "4h", "1d"])
+        assert {r.stale_bars for r in reports if r.timeframe == "1h"} == {later // pd.Timedelta(hours=1)}
+        assert path.read_text() == by_refresh

@@ -28,7 +28,7 @@ import logging
 import numba
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from apex_rotation.bars import (
     FILL_GAP,
@@ -52,8 +52,11 @@ log = logging.getLogger(__name__)
 class AuditReport(BaseModel):
     """Counts for one (symbol, timeframe); `rows`, `duplicates`, `misaligned`, `invalid` describe the frame
     as given, the rest the audited grid. `missing_ok` compares `missing_pct` (a percentage) with
-    `AuditConfig.max_missing_pct`; `wicks` counts bars whose bad high/low was clipped; `stale_bars` counts
-    closed bars after `last` (None without `now`)."""
+    `AuditConfig.max_missing_pct`; `wicks` counts bars whose bad high/low was clipped.
+
+    `stale_bars` counts closed bars after `last` at `now` (None without `now`). It depends on the clock, so
+    it is left out of every dump (the stored report, `reports/audit.json`): those depend on the bars only
+    and read the same whichever command wrote them. It is logged, and readable as an attribute."""
 
     symbol: str
     timeframe: str
@@ -72,16 +75,17 @@ class AuditReport(BaseModel):
     first: str | None
     last: str | None
     missing_ok: bool
-    stale_bars: int | None = None
+    stale_bars: int | None = Field(default=None, exclude=True)
 
 
 def log_report(report: AuditReport) -> None:
     """One line per audited partition: WARNING when anything was missing, malformed or a bad tick."""
     problems = report.missing + report.duplicates + report.misaligned + report.invalid + report.spikes
+    fields = {**report.model_dump(), "stale_bars": report.stale_bars}
     log.log(
         logging.WARNING if problems + report.wicks else logging.DEBUG,
         "audit %s",
-        " ".join(f"{k}={v}" for k, v in report.model_dump().items()),
+        " ".join(f"{k}={v}" for k, v in fields.items()),
     )
 
 
