@@ -4,8 +4,8 @@ It sits below `ingest/`, `store/` and `features/` (as freqtrade keeps its datafr
 below both its exchange and history layers), so no stage imports a sibling stage for a column name.
 
 A canonical bar frame is indexed by `open_time` (tz-aware UTC, ns) with `open, high, low, close, volume`
-(float64) and `close_time` (= open_time + timeframe); audited bars add `filled`, `fill_reason` and
-`outlier` (docs/data-policy.md).
+(float64) and `close_time` (= open_time + timeframe); audited bars add `filled`, `filled_hours`,
+`fill_reason` and `outlier` (docs/data-policy.md).
 """
 
 from __future__ import annotations
@@ -15,22 +15,29 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from apex_rotation.timeframes import delta
+from apex_rotation.timeframes import BASE_TIMEFRAME, delta
 
 INDEX_NAME = "open_time"
 PRICE_COLUMNS = ["open", "high", "low", "close"]
 OHLCV_COLUMNS = [*PRICE_COLUMNS, "volume"]
 RAW_OHLCV_COLUMNS = ["open_time", *OHLCV_COLUMNS]
 BAR_COLUMNS = [*OHLCV_COLUMNS, "close_time"]
-AUDIT_COLUMNS = ["filled", "fill_reason", "outlier"]
+# filled: every 1h bar inside was filled (the bar is a flat fill); filled_hours (int): how many of them were
+AUDIT_COLUMNS = ["filled", "filled_hours", "fill_reason", "outlier"]
 AUDITED_BAR_COLUMNS = [*BAR_COLUMNS, *AUDIT_COLUMNS]
 FILL_GAP = "gap"  # fill_reason of a missing bar (a flat bar at the previous close, volume 0)
 FILL_SPIKE = "spike"  # fill_reason of a bad tick replaced the same way
-FILL_REASONS = ["", FILL_GAP, FILL_SPIKE]
+FILL_WICK = "wick"  # fill_reason of a traded bar (filled=False) whose absurd high/low was clipped to its body
+FILL_REASONS = ["", FILL_GAP, FILL_SPIKE, FILL_WICK]
 
 ROBUST_WINDOW = 720  # bars behind a robust sigma: 30 days of 1h, 120 days of 4h, ~2 years of 1d
 ROBUST_MIN_PERIODS = 48
 MAD_TO_SIGMA = 1.4826  # MAD x this = sigma for normally distributed data
+
+
+def hours_in(timeframe: str) -> int:
+    """How many 1h bars one `timeframe` bar spans (the most `filled_hours` can be)."""
+    return delta(timeframe) // delta(BASE_TIMEFRAME)
 
 
 def bars_frame(open_ns: np.ndarray, columns: Mapping[str, np.ndarray], timeframe: str) -> pd.DataFrame:
@@ -48,6 +55,7 @@ def empty_bars(timeframe: str, audited: bool = False) -> pd.DataFrame:
     if audited:
         columns |= {
             "filled": np.array([], bool),
+            "filled_hours": np.array([], np.int64),
             "fill_reason": np.array([], object),
             "outlier": np.array([], bool),
         }

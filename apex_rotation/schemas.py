@@ -18,7 +18,7 @@ import pandas as pd
 import pandera.pandas as pa
 from pydantic import BaseModel, ConfigDict, Field
 
-from apex_rotation.bars import FILL_REASONS
+from apex_rotation.bars import FILL_GAP, FILL_REASONS, FILL_SPIKE, hours_in
 from apex_rotation.timeframes import TIMEFRAMES, delta
 
 # ---------------------------------------------------------------- record models
@@ -95,6 +95,19 @@ def _close_time_is_open_plus_tf(timeframe: str):
     return check
 
 
+def _flags_agree(timeframe: str):
+    """`filled` exactly when every hour was filled, and then (only then) a gap/spike `fill_reason`."""
+    hours = hours_in(timeframe)
+
+    def check(df: pd.DataFrame) -> pd.Series:
+        filled = df["filled"].astype(bool)
+        return (filled == (df["filled_hours"] == hours)) & (
+            filled == df["fill_reason"].isin([FILL_GAP, FILL_SPIKE])
+        )
+
+    return check
+
+
 def _on_grid(timeframe: str):
     step = delta(timeframe).value
 
@@ -107,7 +120,8 @@ def _on_grid(timeframe: str):
 def bars_schema(timeframe: str, audited: bool = False) -> pa.DataFrameSchema:
     """Canonical bars of one timeframe: UTC open-time index on the grid, positive consistent OHLC.
 
-    `audited=True` adds the cleaning flags and requires a gap-free grid (the audit fills gaps, flagged).
+    `audited=True` adds the cleaning flags (`filled_hours` from 0 to the bar's hours) and requires a
+    gap-free grid (the audit fills gaps, flagged).
     """
     if timeframe not in TIMEFRAMES:
         raise ValueError(f"unknown timeframe {timeframe!r}")
@@ -125,22 +139,27 @@ def bars_schema(timeframe: str, audited: bool = False) -> pa.DataFrameSchema:
         pa.Check(lambda s: s.is_monotonic_increasing, error="open_time not increasing"),
         pa.Check(_on_grid(timeframe), error=f"open_time off the {timeframe} grid"),
     ]
+    frame_checks = [
+        pa.Check(_ohlc_consistent, error="open/close outside [low, high]"),
+        pa.Check(_close_time_is_open_plus_tf(timeframe), error=f"close_time != open_time + {timeframe}"),
+    ]
     if audited:
         columns |= {
             "filled": pa.Column(bool, nullable=False),
+            "filled_hours": pa.Column("int64", pa.Check.in_range(0, hours_in(timeframe)), nullable=False),
             "fill_reason": pa.Column(str, pa.Check.isin(FILL_REASONS), nullable=False),
             "outlier": pa.Column(bool, nullable=False),
         }
         index_checks.append(
             pa.Check(lambda s: bool((s.diff().dropna() == step).all()), error="gap in an audited grid")
         )
+        frame_checks.append(
+            pa.Check(_flags_agree(timeframe), error="filled, filled_hours and fill_reason disagree")
+        )
     return pa.DataFrameSchema(
         columns,
         index=pa.Index(UTC_NS, name="open_time", unique=True, checks=index_checks),
-        checks=[
-            pa.Check(_ohlc_consistent, error="open/close outside [low, high]"),
-            pa.Check(_close_time_is_open_plus_tf(timeframe), error=f"close_time != open_time + {timeframe}"),
-        ],
+        checks=frame_checks,
         strict=False,
         name=f"{'audited_' if audited else ''}bars_{timeframe}",
     )

@@ -46,24 +46,52 @@ def test_gaps_become_flagged_flat_bars_at_the_previous_close() -> None:
     assert report.model_dump() == {
         "symbol": "SOL", "timeframe": "1h", "rows": 5, "expected": 7, "missing": 2,
         "missing_pct": pytest.approx(200 / 7), "duplicates": 0, "misaligned": 0, "invalid": 0,
-        "zero_volume": 0, "outliers": 0, "spikes": 0, "filled": 2,
+        "zero_volume": 0, "outliers": 0, "spikes": 0, "wicks": 0, "filled": 2,
         "first": "2024-01-01T00:00:00+00:00", "last": "2024-01-01T06:00:00+00:00",
-        "missing_ok": False, "stale_bars": None,
+        "missing_ok": False,
     }  # fmt: skip
 
 
 def test_spikes_are_replaced_against_the_last_good_close() -> None:
     bars = flat(range(7), [100, 101, 5000, 102, 1, 103, 104])
-    bars.loc[bars.index[5], "high"] = 1030  # 1030 >= 10 x 102: a high-only bad tick
+    bars.loc[bars.index[5], "high"] = 1030  # 1030 >= 10 x 102 with open and close fine: a bad wick
     raw = bars.copy()
     audited, report = audit(bars)
     # 5000 >= 10 x 101; 102 is judged against 101 (not 5000); 1 <= 102 / 10
-    assert audited["fill_reason"].tolist() == ["", "", "spike", "", "spike", "spike", ""]
-    assert audited["close"].tolist() == [100, 101, 101, 102, 102, 102, 104]
-    assert audited["high"].tolist() == [100, 101, 101, 102, 102, 102, 104]
-    assert audited["volume"].tolist() == [1, 1, 0, 1, 0, 0, 1]
-    assert (report.spikes, report.filled, report.missing) == (3, 3, 0)
+    assert audited["fill_reason"].tolist() == ["", "", "spike", "", "spike", "wick", ""]
+    assert audited["close"].tolist() == [100, 101, 101, 102, 102, 103, 104]
+    assert audited["high"].tolist() == [100, 101, 101, 102, 102, 103, 104]
+    assert audited["volume"].tolist() == [1, 1, 0, 1, 0, 1, 1]
+    assert audited["filled_hours"].tolist() == [0, 0, 1, 0, 1, 0, 0]
+    assert (report.spikes, report.wicks, report.filled, report.missing) == (2, 1, 2, 0)
     pd.testing.assert_frame_equal(bars, raw)  # the raw bars are not touched
+
+
+def test_an_absurd_wick_is_clipped_and_the_bar_kept() -> None:
+    """A -19 % hour with a bad low of 0.0001 keeps its close; only the low is clipped (to min(open, close)).
+    A bad high on a later hour is clipped to max(open, close). Neither bar is filled."""
+    bars = flat(range(5), [100, 101, 81.8, 82, 83])
+    bars.loc[bars.index[2], ["open", "high", "low"]] = [101, 101.5, 0.0001]
+    bars.loc[bars.index[4], ["open", "high", "low"]] = [82, 5000, 81.5]
+    audited, report = audit(bars)
+    assert audited["fill_reason"].tolist() == ["", "", "wick", "", "wick"]
+    assert not audited["filled"].any() and audited["filled_hours"].eq(0).all()
+    assert audited["close"].tolist() == [100, 101, 81.8, 82, 83]  # the real -19 % stays
+    assert audited["open"].tolist() == [100, 101, 101, 82, 82]
+    assert audited["low"].tolist() == [100, 101, 81.8, 82, 81.5]
+    assert audited["high"].tolist() == [100, 101, 101.5, 82, 83]
+    assert audited["volume"].tolist() == [1, 1, 1, 1, 1]
+    assert (report.wicks, report.spikes, report.filled) == (2, 0, 0)
+
+
+def test_a_bad_close_or_open_is_still_a_spike() -> None:
+    bars = flat(range(4), [100, 101, 0.0002, 102])
+    bars.loc[bars.index[2], ["open", "high", "low"]] = [101, 101.5, 0.0001]  # the close is the bad tick
+    bars.loc[bars.index[3], ["open", "low"]] = [0.0001, 0.0001]  # the open is a bad tick too
+    audited, report = audit(bars)
+    assert audited["fill_reason"].tolist() == ["", "", "spike", "spike"]
+    assert audited["close"].tolist() == [100, 101, 101, 101]
+    assert (report.wicks, report.spikes, report.filled) == (0, 2, 2)
 
 
 def test_spike_threshold_is_inclusive() -> None:
@@ -107,12 +135,15 @@ def test_refuses_a_frame_without_prices_or_utc_index() -> None:
         audit(flat([0], [1]).reset_index())
 
 
-def test_report_is_json_and_counts_stale_bars() -> None:
+def test_report_is_json_and_counts_stale_bars_without_storing_them() -> None:
     now = pd.Timestamp("2024-01-01 09:10", tz="UTC")  # bars up to 08:00 have closed; we have up to 02:00
     _, report = audit(flat([0, 1, 2], [1, 1, 1]), now=now)
     assert report.stale_bars == 6
     dumped = json.loads(json.dumps(report.model_dump(mode="json")))
-    assert dumped["last"] == "2024-01-01T02:00:00+00:00" and dumped["stale_bars"] == 6
+    assert dumped["last"] == "2024-01-01T02:00:00+00:00"
+    assert "stale_bars" not in dumped  # it depends on the clock: not part of the stored report
+    _, later = audit(flat([0, 1, 2], [1, 1, 1]), now=now + pd.Timedelta(days=3))
+    assert later.stale_bars == 78 and later.model_dump() == report.model_dump()
 
 
 def zigzag(n: int, jumps: dict[int, float]) -> pd.DataFrame:
@@ -204,15 +235,49 @@ def test_real_bars_with_an_injected_bad_tick_and_hole() -> None:
     assert not report.missing_ok  # 0.17 % missing > 0.1 %
 
 
+@requires_shared
+def test_real_bars_with_an_injected_bad_low_keep_their_close() -> None:
+    """A real SOL hour turned into a -19 % hour whose low printed 0.0001: the low is clipped, the close and
+    the move stay in the 1h bars and in the 4h bar built from them."""
+    bars = _real_1h("SOL")
+    bad = bars.index[3001]  # the second hour of a 4h bar
+    close = bars.loc[bad, "open"] * 0.81
+    bars.loc[bad, ["close", "low"]] = [close, 0.0001]
+    audited, report = audit(bars)
+    assert (report.wicks, report.spikes, report.filled) == (1, 0, 0)
+    assert audited.loc[bad, "fill_reason"] == "wick" and not audited.loc[bad, "filled"]
+    assert audited.loc[bad, "close"] == close and audited.loc[bad, "low"] == close
+    pd.testing.assert_frame_equal(audited.drop(index=bad)[OHLCV], bars.drop(index=bad)[OHLCV])
+    four = resample(audited, "4h").loc[bad.floor("4h")]
+    hours = bars.loc[bad.floor("4h") : bad.floor("4h") + pd.Timedelta(hours=3)]
+    assert four["close"] == hours["close"].iloc[-1] and four["low"] == min(
+        close, hours["low"].drop(bad).min()
+    )
+    assert four["fill_reason"] == "wick" and four["filled_hours"] == 0
+
+
 def test_a_jump_that_persists_becomes_the_new_level():
     """A 10x move that holds (a redenomination) is accepted after SPIKE_CONFIRM_BARS bars instead of freezing
-    the series; a one-bar tick stays a repaired spike."""
-    from apex_rotation.store.audit import SPIKE_CONFIRM_BARS, _spike_mask
+    the series; a one-bar tick stays a repaired spike, a bad wick between them breaks the run."""
+    from apex_rotation.store.audit import SPIKE_CONFIRM_BARS, _repair_ticks
 
     level = [[100.0, 101.0, 99.0, 100.0]]
     shifted = [[1000.0, 1010.0, 990.0, 1000.0]]
     prices = np.array(level * 3 + shifted * 5 + level * 2)
     assert SPIKE_CONFIRM_BARS == 3
-    assert _spike_mask(prices, 10.0).astype(int).tolist() == [0, 0, 0, 1, 1, 0, 0, 0, 1, 1]
-    tick = np.array(level * 3 + [[100.0, 5000.0, 99.0, 100.0]] + level * 3)
-    assert _spike_mask(tick, 10.0).astype(int).tolist() == [0, 0, 0, 1, 0, 0, 0]
+    spike, wick = _repair_ticks(prices, 10.0)
+    assert spike.astype(int).tolist() == [0, 0, 0, 1, 1, 0, 0, 0, 1, 1] and not wick.any()
+    tick = np.array(level * 3 + [[100.0, 5000.0, 99.0, 5000.0]] + level * 3)
+    assert _repair_ticks(tick, 10.0)[0].astype(int).tolist() == [0, 0, 0, 1, 0, 0, 0]
+    broken = np.array(level + shifted * 2 + [[100.0, 5000.0, 99.0, 100.0]] + shifted * 2 + level)
+    spike, wick = _repair_ticks(broken, 10.0)
+    assert spike.astype(int).tolist() == [0, 1, 1, 0, 1, 1, 0] and wick.astype(int).tolist() == [
+        0,
+        0,
+        0,
+        1,
+        0,
+        0,
+        0,
+    ]
+    assert broken[3].tolist() == [100.0, 100.0, 99.0, 100.0]  # the wick clipped in place

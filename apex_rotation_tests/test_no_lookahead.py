@@ -18,7 +18,10 @@ t exactly there, and inside running watches).
 The raw data is altered on purpose so that the gap paths run too:
 
 * SOL loses the four 1h bars of 4h bucket 751 (1h rows 3004-3007): the audits fill them;
-* DOGE gets a bad tick (the high of 1h row 4001, in 4h bar 1000, × 50): the audits replace it as a spike;
+* DOGE gets a bad wick (the high of 1h row 4001, in 4h bar 1000, × 50; open and close sound): the audits
+  clip it (fill_reason "wick", not filled);
+* APT gets a bad close (high and close of 1h row 4007, the last hour of 4h bar 1001 and of day 166, × 50):
+  the audits replace it as a spike;
 * ARB is listed 300 hours late (its first 4h bar is bar 75).
 
 What a truncated run may lack: a bar missing at the very end of the data cannot be told from a late one,
@@ -59,7 +62,8 @@ APEX = ("BTC", "ETH")
 FAR = pd.Timestamp("2025-01-01", tz="UTC")  # `now` of the full run: after every fixture bar
 HOUR = pd.Timedelta(hours=1)
 SOL_HOLE = list(range(3004, 3008))  # 1h rows of exactly one 4h bucket (751)
-DOGE_SPIKE = 4001  # 1h row; 4h bar 1000, 1d bar 166
+DOGE_WICK = 4001  # 1h row; 4h bar 1000, 1d bar 166
+APT_SPIKE = 4007  # 1h row; 4h bar 1001, 1d bar 166 (its last hour: the close of both)
 ARB_LISTING = 300  # 1h rows cut from ARB's start: its first 4h bar is 75
 RULE = "(volume_spike AND breakout) OR (oi_shift AND NOT funding_hot) OR funding_flip"
 CFG = load_config(
@@ -116,7 +120,9 @@ def inputs() -> Inputs:
         if symbol == "SOL":
             raw = raw.drop(index=SOL_HOLE)
         elif symbol == "DOGE":
-            raw.loc[DOGE_SPIKE, "high"] *= 50
+            raw.loc[DOGE_WICK, "high"] *= 50
+        elif symbol == "APT":
+            raw.loc[APT_SPIKE, ["high", "close"]] *= 50
         elif symbol == "ARB":
             raw = raw.iloc[ARB_LISTING:]
         bars[symbol] = raw.reset_index(drop=True)
@@ -268,7 +274,8 @@ CUTS_4H = {
     "winsor-window-full-721": 721,
     "sol-gap-751": 751,
     "after-sol-gap-752": 752,
-    "doge-spike-1000": 1000,
+    "doge-wick-1000": 1000,
+    "apt-spike-1001": 1001,
     "bar-1250": 1250,
     "last-bar": -1,
 }
@@ -281,7 +288,8 @@ CUTS_1H = {
     "winsor-window-full-721": 721,
     "inside-sol-gap-3005": 3005,
     "after-sol-gap-3008": 3008,
-    "doge-spike-4001": 4001,
+    "doge-wick-4001": 4001,
+    "apt-spike-4007": 4007,
     "last-bar": -1,
 }
 CUTS_1D = {
@@ -291,7 +299,7 @@ CUTS_1D = {
     "corr30-first-30": 30,
     "fib-first-100": 100,
     "sol-gap-day-125": 125,
-    "doge-spike-day-166": 166,
+    "doge-wick-apt-spike-day-166": 166,
     "last-bar": -1,
 }
 
@@ -370,12 +378,14 @@ def test_the_full_4h_run_exercises_every_path() -> None:
     assert {CONFIRMED, EXPIRED} <= set(statuses.index) and (full.confirmations["status"] == WATCHING).any()
     for name in ("volume_spike", "breakout", "oi_shift", "funding_flip", "funding_hot"):
         assert {"pass", "fail"} <= set(full.confirmations[f"{name}_passed"]), name
-    sol, doge, arb = full.audited["SOL"], full.audited["DOGE"], full.audited["ARB"]
+    sol, doge, arb, apt = (full.audited[s] for s in ("SOL", "DOGE", "ARB", "APT"))
     btc = full.audited["BTC"].index
     assert sol.index[sol["filled"]].tolist() == [btc[751]]
     assert sol.loc[btc[751], "fill_reason"] == "gap"
-    assert doge.index[doge["filled"]].tolist() == [btc[1000]]
-    assert doge.loc[btc[1000], "fill_reason"] == "spike"
+    assert doge.index[doge["fill_reason"] != ""].tolist() == [btc[1000]] and not doge["filled"].any()
+    assert doge.loc[btc[1000], "fill_reason"] == "wick"
+    assert apt.index[apt["filled"]].tolist() == [btc[1001]]
+    assert apt.loc[btc[1001], "fill_reason"] == "spike"
     assert arb.index[0] == btc[75]
     for symbol in SYMBOLS:
         frame = full.features[symbol]

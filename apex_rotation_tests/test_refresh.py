@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pandas as pd
 import pytest
@@ -15,7 +16,7 @@ from apex_rotation.ingest.registry import make_perps_source, make_source
 from apex_rotation.ingest.synthetic import SyntheticSource
 from apex_rotation.store.parquet import ParquetStore
 from apex_rotation.store.query import query
-from apex_rotation.store.refresh import StoreRefresher
+from apex_rotation.store.refresh import StoreRefresher, audit_store
 from apex_rotation.store.tables import AUDITED_BARS, BARS, FUNDING, GROUND_TRUTH, OPEN_INTEREST
 from apex_rotation_tests.replay_server import ReplayServer, frame_from_feather
 from apex_rotation_tests.shared import GENETRADER_2024, real_feather, requires_shared
@@ -263,12 +264,22 @@ def test_the_audit_report_keeps_other_symbols(small_cfg, tmp_path):
     ]
 
 
-def test_a_bad_tick_costs_its_hour_not_the_whole_4h_bar(small_cfg, tmp_path):
-    class Spiky(SyntheticSource):
+def altered(change):
+    """A synthetic source whose raw 1h rows pass through `change` (rows 96-99 are one 4h bar, 00:00-03:00)."""
+
+    class Altered(SyntheticSource):
         def fetch_ohlcv(self, symbol, timeframe, since, until):
-            raw = super().fetch_ohlcv(symbol, timeframe, since, until)
-            raw.loc[raw.index[101], "high"] *= 50  # 05:00 of a 4h bar
-            return raw
+            return change(super().fetch_ohlcv(symbol, timeframe, since, until))
+
+    return Altered
+
+
+def test_a_bad_tick_costs_its_hour_not_the_whole_4h_bar(small_cfg, tmp_path):
+    def bad_close(raw):
+        raw.loc[raw.index[101], ["high", "close"]] *= 50  # 05:00 of a 4h bar: the close is the bad tick
+        return raw
+
+    Spiky = altered(bad_close)
 
     plane = StoreRefresher(small_cfg, ParquetStore(tmp_path), Spiky(small_cfg))
     summary = plane.refresh_all(["BTC"])
@@ -283,5 +294,90 @@ def test_a_bad_tick_costs_its_hour_not_the_whole_4h_bar(small_cfg, tmp_path):
         and bar_4h["high"] == hours["high"].max()
         and bar_4h["volume"] == hours["volume"].sum()
     )
+    assert bar_4h["filled_hours"] == 1 and bar_4h["close"] == hours["close"].iloc[-1]
     report_4h = next(r for r in summary.reports if r.timeframe == "4h")
-    assert report_4h.spikes == 1 and report_4h.filled == 0
+    # the raw 4h bar kept a sound open and close: at 4h the bad price is a wick
+    assert (report_4h.spikes, report_4h.wicks, report_4h.filled) == (0, 1, 0)
+
+
+def test_a_bad_wick_keeps_its_hour_in_every_timeframe(small_cfg, tmp_path):
+    def bad_low(raw):
+        raw.loc[raw.index[101], "low"] = 0.0001  # 05:00 of a 4h bar; its open and close are sound
+        return raw
+
+    raw = SyntheticSource(small_cfg).fetch_ohlcv("BTC", "1h", *SyntheticSource(small_cfg).history_window())
+    plane = StoreRefresher(small_cfg, ParquetStore(tmp_path), altered(bad_low)(small_cfg))
+    summary = plane.refresh_all(["BTC"])
+    store = ParquetStore(tmp_path)
+    h1 = store.read(AUDITED_BARS, "1h", "BTC")
+    hour = h1.index[101]
+    assert h1.loc[hour, "fill_reason"] == "wick" and not h1["filled"].any()
+    assert h1.loc[hour, "close"] == raw["close"].iloc[101]  # the hour's move is kept
+    assert h1.loc[hour, "low"] == min(raw["open"].iloc[101], raw["close"].iloc[101])
+    for tf in ("4h", "1d"):
+        stored = store.read(AUDITED_BARS, tf, "BTC")
+        bar = stored.loc[hour.floor(tf)]
+        hours = h1.loc[hour.floor(tf) : hour.floor(tf) + pd.Timedelta(tf) - pd.Timedelta(hours=1)]
+        assert bar["fill_reason"] == "wick" and not bar["filled"] and bar["filled_hours"] == 0
+        assert (bar["low"], bar["close"]) == (hours["low"].min(), hours["close"].iloc[-1])
+        assert (stored["fill_reason"] == "wick").sum() == 1
+    assert [(r.timeframe, r.wicks, r.spikes, r.filled) for r in summary.reports] == [
+        ("1h", 1, 0, 0), ("4h", 1, 0, 0), ("1d", 1, 0, 0),
+    ]  # fmt: skip
+
+
+def test_a_4h_bar_missing_its_first_hour_opens_at_its_first_traded_price(small_cfg, tmp_path):
+    plane = StoreRefresher(
+        small_cfg, ParquetStore(tmp_path), altered(lambda raw: raw.drop(index=100))(small_cfg)
+    )
+    summary = plane.refresh_all(["BTC"])
+    store = ParquetStore(tmp_path)
+    h1 = store.read(AUDITED_BARS, "1h", "BTC")
+    [hole] = h1.index[h1["filled"]]
+    assert hole.hour % 4 == 0  # the first hour of its 4h bar
+    for tf, n in (("4h", 4), ("1d", 24)):
+        bar = store.read(AUDITED_BARS, tf, "BTC").loc[hole.floor(tf)]
+        traded = h1.loc[hole.floor(tf) : hole.floor(tf) + pd.Timedelta(hours=n - 1)].drop(index=hole)
+        assert bar[["open", "high", "low", "close", "volume"]].tolist() == [
+            traded["open"].iloc[0],
+            traded["high"].max(),
+            traded["low"].min(),
+            traded["close"].iloc[-1],
+            pytest.approx(traded["volume"].sum(), rel=1e-12),
+        ]
+        assert bar["filled_hours"] == 1 and not bar["filled"] and bar["fill_reason"] == ""
+    assert {r.timeframe: r.filled for r in summary.reports} == {"1h": 1, "4h": 0, "1d": 0}
+
+
+def test_the_audit_logs_once_with_the_report_it_stores(small_cfg, tmp_path, caplog):
+    """A bad close at 23:00 makes the raw 1d bar a spike (filled); the stored 1d bar, built from the audited
+    hours, is not filled. The one log line per partition says what the stored report says."""
+
+    def bad_day_close(raw):
+        raw.loc[raw.index[47], ["high", "close"]] *= 50  # 23:00 of day 2
+        return raw
+
+    plane = StoreRefresher(small_cfg, ParquetStore(tmp_path), altered(bad_day_close)(small_cfg))
+    with caplog.at_level(logging.DEBUG):
+        plane.refresh_all(["BTC"])
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("audit symbol=BTC")]
+    assert len(lines) == 3
+    store = ParquetStore(tmp_path)
+    for tf, line in zip(("1h", "4h", "1d"), lines, strict=True):
+        logged = dict(pair.split("=", 1) for pair in line.removeprefix("audit ").split())
+        stored = store.meta(AUDITED_BARS, tf, "BTC")
+        assert {k: logged[k] for k in stored} == {k: str(v) for k, v in stored.items()}, tf
+    assert store.meta(AUDITED_BARS, "1d", "BTC")["filled"] == 0
+    assert store.meta(AUDITED_BARS, "1d", "BTC")["spikes"] == 1
+
+
+def test_the_stored_audit_report_is_the_same_whichever_command_wrote_it(small_cfg, tmp_path, monkeypatch):
+    end = pd.Timestamp(small_cfg.synthetic.end)
+    synthetic_plane(small_cfg, tmp_path, now=end + pd.Timedelta(minutes=30)).refresh_all(["BTC", "ETH"])
+    path = tmp_path / "reports" / "audit.json"
+    by_refresh = path.read_text()
+    for later in (pd.Timedelta(days=3), pd.Timedelta(days=400)):
+        monkeypatch.setattr("apex_rotation.store.refresh.utc_now", lambda later=later: end + later)
+        reports = audit_store(small_cfg, ParquetStore(tmp_path), ["BTC", "ETH"], ["1h", "4h", "1d"])
+        assert {r.stale_bars for r in reports if r.timeframe == "1h"} == {later // pd.Timedelta(hours=1)}
+        assert path.read_text() == by_refresh

@@ -9,14 +9,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from apex_rotation.bars import AUDITED_BAR_COLUMNS, BAR_COLUMNS, bars_frame
+from apex_rotation.config import AuditConfig
 from apex_rotation.ingest.base import DataError
 from apex_rotation.ingest.clean import clean_ohlcv
+from apex_rotation.store.audit import audit_bars
 from apex_rotation.store.resample import resample
 from apex_rotation_tests.shared import real_feather, requires_shared
 
 SYMBOLS = ["BTC", "ETH", "SOL", "LINK", "ARB", "OP", "APT", "HBAR", "INJ", "AVAX", "MATIC", "XRP", "LTC"]
 SYMBOLS += ["DOGE", "SUI", "SEI", "TIA"]
 H = 3_600_000_000_000  # 1h in ns
+OHLCV = ["open", "high", "low", "close", "volume"]
 
 
 def ramp(start: str, n: int, drop: tuple[int, ...] = ()) -> pd.DataFrame:
@@ -80,8 +83,39 @@ def test_audit_columns_carried_through() -> None:
     four = resample(bars, "4h")
     assert list(four.columns) == AUDITED_BAR_COLUMNS
     assert four["filled"].tolist() == [True, False, True]
+    assert four["filled_hours"].tolist() == [4, 3, 4]
     assert four["fill_reason"].tolist() == ["gap", "", "spike"]
     assert four["outlier"].tolist() == [False, True, False]
+
+
+def audited_1h(bars: pd.DataFrame) -> pd.DataFrame:
+    return audit_bars(bars, symbol="SOL", timeframe="1h", cfg=AuditConfig())[0]
+
+
+def test_a_partly_filled_4h_bucket_is_built_from_its_traded_hours() -> None:
+    """The audit fills 04:00 (the first hour of the 2nd 4h bar) and 08:00-11:00 (all of the 3rd) flat at the
+    previous close, 103.25 and 107.25. The 2nd bar opens at its first traded price (05:00's 105), not at
+    03:00's close, and its low is the traded hours' 104.5, not the fill's 103.25."""
+    four = resample(audited_1h(ramp("2024-01-01", 16, drop=(4, 8, 9, 10, 11))), "4h")
+    assert four[OHLCV].to_numpy().tolist() == [
+        [100, 103.5, 99.5, 103.25, 1 + 2 + 3 + 4],
+        [105, 107.5, 104.5, 107.25, 6 + 7 + 8],
+        [107.25, 107.25, 107.25, 107.25, 0],  # every hour filled: the flat fill, as before
+        [112, 115.5, 111.5, 115.25, 13 + 14 + 15 + 16],
+    ]
+    assert four["filled_hours"].tolist() == [0, 1, 4, 0]
+    assert four["filled"].tolist() == [False, False, True, False]
+    assert four["fill_reason"].tolist() == ["", "", "gap", ""]
+
+
+def test_a_partly_filled_day_is_built_from_its_traded_hours() -> None:
+    """Day 2 lacks 00:00 and 01:00 (filled at day 1's close 123.25): it opens at 02:00's 126."""
+    day = resample(audited_1h(ramp("2024-01-01", 48, drop=(24, 25))), "1d")
+    assert day[OHLCV].to_numpy().tolist() == [
+        [100, 123.5, 99.5, 123.25, sum(range(1, 25))],
+        [126, 147.5, 125.5, 147.25, sum(range(27, 49))],
+    ]
+    assert day["filled_hours"].tolist() == [0, 2] and not day["filled"].any()
 
 
 def test_empty_input() -> None:

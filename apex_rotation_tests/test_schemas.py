@@ -59,7 +59,7 @@ def test_record_models_refuse_bad_values():
 
 def test_bar_schema_accepts_canonical_bars():
     validate_frame(bars_schema("4h"), _bars(), "ok")
-    audited = _bars().assign(filled=False, fill_reason="", outlier=False)
+    audited = _bars().assign(filled=False, filled_hours=0, fill_reason="", outlier=False)
     validate_frame(bars_schema("4h", audited=True), audited, "ok")
 
 
@@ -85,11 +85,28 @@ def test_bar_schema_names_what_is_wrong(mutate, message):
 
 
 def test_audited_schema_refuses_a_gap_and_unknown_fill_reason():
-    audited = _bars().assign(filled=False, fill_reason="", outlier=False)
+    audited = _bars().assign(filled=False, filled_hours=0, fill_reason="", outlier=False)
     with pytest.raises(SchemaViolation, match="gap in an audited grid"):
         validate_frame(bars_schema("4h", audited=True), audited.drop(audited.index[2]), "audited")
     with pytest.raises(SchemaViolation, match="isin"):
         validate_frame(bars_schema("4h", audited=True), audited.assign(fill_reason="guess"), "audited")
+
+
+def test_audited_schema_checks_filled_hours_against_the_flags():
+    schema = bars_schema("4h", audited=True)
+    audited = _bars().assign(filled=False, filled_hours=[0, 1, 3, 4, 0, 0], fill_reason="", outlier=False)
+    audited.loc[audited.index[3], ["filled", "fill_reason"]] = [True, "gap"]
+    audited.loc[audited.index[4], "fill_reason"] = "wick"  # a traded bar whose wick was clipped
+    validate_frame(schema, audited, "ok")
+    with pytest.raises(SchemaViolation, match="in_range"):
+        validate_frame(schema, audited.assign(filled_hours=[-1, 1, 3, 4, 0, 0]), "audited")
+    with pytest.raises(SchemaViolation, match="filled_hours"):
+        validate_frame(schema, audited.drop(columns="filled_hours"), "audited")
+    for column, value in (("filled_hours", 2), ("fill_reason", ""), ("filled", False)):
+        bad = audited.copy()
+        bad.loc[bad.index[3], column] = value
+        with pytest.raises(SchemaViolation, match="disagree"):
+            validate_frame(schema, bad, "audited")
 
 
 def test_stage_schemas_enforce_their_invariants(small_features):

@@ -1,7 +1,10 @@
 """`reports/audit.json`: the audit reports of every stored partition in one file a user can read or `jq`.
 
 Each `audited_bars` partition file carries its own report in its metadata, so the JSON is rebuilt from the
-partitions (concurrent runs cannot lose each other's entries) and written atomically.
+partitions (concurrent runs cannot lose each other's entries) and written atomically. The file depends on
+the stored bars only, never on the clock: `apex refresh`, `apex run` and `apex audit` write the same file for
+the same store (`AuditReport` leaves `stale_bars` out of its dumps; entries written before that are
+stripped of it here).
 """
 
 from __future__ import annotations
@@ -32,8 +35,16 @@ def rebuild_audit_report(store: ParquetStore) -> Path:
     """
     path = audit_report_path(store.root)
     reports = [store.meta(AUDITED_BARS, tf, symbol) for tf, symbol in store.partitions(AUDITED_BARS)]
-    _write_json_atomic(path, sorted(reports, key=_report_order))
+    _write_reports(path, reports)
     return path
+
+
+CLOCK_DEPENDENT = ("stale_bars",)  # in reports stored before it was left out of `AuditReport` dumps
+
+
+def _write_reports(path: Path, reports: Sequence[dict]) -> None:
+    clean = [{k: v for k, v in r.items() if k not in CLOCK_DEPENDENT} for r in reports]
+    _write_json_atomic(path, sorted(clean, key=_report_order))
 
 
 def _report_order(report: dict) -> tuple[str, int]:
@@ -54,7 +65,7 @@ def write_audit_report(root: Path, reports: Sequence[AuditReport]) -> Path:
     path = audit_report_path(root)
     merged = {(r["symbol"], r["timeframe"]): r for r in _read_reports(path)}
     merged.update({(r.symbol, r.timeframe): r.model_dump(mode="json") for r in reports})
-    _write_json_atomic(path, sorted(merged.values(), key=_report_order))
+    _write_reports(path, list(merged.values()))
     return path
 
 

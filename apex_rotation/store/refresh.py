@@ -20,7 +20,7 @@ from apex_rotation.ingest.clean import clean_ohlcv
 from apex_rotation.ingest.registry import OFFLINE_SOURCES, make_venue_source
 from apex_rotation.log import kv
 from apex_rotation.schemas import validate_frame
-from apex_rotation.store.audit import AuditReport, audit_bars
+from apex_rotation.store.audit import AuditReport, audit_bars, log_report
 from apex_rotation.store.audit_report import rebuild_audit_report, write_audit_report
 from apex_rotation.store.parquet import ParquetStore, StoreError
 from apex_rotation.store.resample import resample
@@ -176,7 +176,8 @@ class StoreRefresher:
 
         A 4h/1d audited bar is resampled from the audited 1h bars, so a bad tick or a missing hour costs
         that hour, not the whole bar; its `outlier` flag stays the timeframe's own (its return against its
-        own robust sigma), and the report's counts are those of the timeframe's raw bars.
+        own robust sigma), and the report's counts are those of the timeframe's raw bars except `filled`,
+        counted on the bars stored. The report is logged once, as stored.
         """
         audited, report = self._audit_one(symbol, timeframe)
         if timeframe != BASE_TIMEFRAME:
@@ -188,6 +189,7 @@ class StoreRefresher:
                 )
             audited = rebuilt.assign(outlier=audited["outlier"].to_numpy())
             report = report.model_copy(update={"filled": int(audited["filled"].sum())})
+        log_report(report)
         if write:
             audited = validate_frame(AUDITED_BARS.schema(timeframe), audited, f"audited {symbol} {timeframe}")
             self.store.write(AUDITED_BARS, timeframe, symbol, audited, meta=report.model_dump(mode="json"))

@@ -4,7 +4,8 @@
 high = max, low = min, close = last, volume = sum. A bucket is kept only if it has closed as far as the data
 knows (its end <= the last 1h bar's close_time) and does not start before the first 1h bar, so a partial
 bucket at either end is dropped. A bucket with missing 1h bars inside is kept, built from the bars it has
-(the exchange does the same with the trades it had): nothing is invented.
+(the exchange does the same with the trades it had): nothing is invented. On audited 1h bars the same holds
+for the hours the audit filled: a bucket is built from its traded hours only, unless it has none.
 
 Numpy `reduceat` over contiguous bucket runs: about 3x faster than `DataFrame.resample` (measured on
 17 symbols x 17,520 bars).
@@ -15,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from apex_rotation.bars import FILL_GAP, FILL_SPIKE, OHLCV_COLUMNS, bars_frame, empty_bars
+from apex_rotation.bars import FILL_GAP, FILL_SPIKE, FILL_WICK, OHLCV_COLUMNS, bars_frame, empty_bars
 from apex_rotation.ingest.base import DataError
 from apex_rotation.timeframes import BASE_TIMEFRAME, delta
 
@@ -23,8 +24,12 @@ from apex_rotation.timeframes import BASE_TIMEFRAME, delta
 def resample(bars_1h: pd.DataFrame, timeframe: str, *, symbol: str = "?") -> pd.DataFrame:
     """Canonical `timeframe` bars from canonical 1h bars (audit columns carried through when present).
 
-    A resampled bar is `filled` only if all its 1h bars were (its `fill_reason` is "spike" if any of them
-    was a spike fill, else "gap"); it is an `outlier` if any of its 1h bars was.
+    On audited bars a bucket is built from its traded (not `filled`) hours only: open = the first traded
+    hour's open, high/low over the traded hours, close = the last traded close, so a fill at the previous
+    close never becomes its open or low. `filled_hours` counts its filled hours; it is `filled` only if all
+    of them were (then it is the flat fill, its `fill_reason` "spike" if any hour was a spike fill, else
+    "gap"). A traded bucket's `fill_reason` is "wick" if any of its hours had a wick clipped, else "". It is
+    an `outlier` if any of its 1h bars was.
     """
     if timeframe == BASE_TIMEFRAME:
         return bars_1h
@@ -43,23 +48,32 @@ def resample(bars_1h: pd.DataFrame, timeframe: str, *, symbol: str = "?") -> pd.
     t = t[lo:hi]
     bucket = t // step
     starts = np.flatnonzero(np.concatenate([[True], bucket[1:] != bucket[:-1]]))
-    last = np.concatenate([starts[1:], [t.size]]) - 1
+    sizes = np.diff(np.append(starts, t.size))  # 1h bars per bucket
 
     def col(name: str) -> np.ndarray:
         return bars_1h[name].to_numpy()[lo:hi]
 
+    # the hours a bucket is built from: its traded ones, or all of them in a bucket the audit filled whole
+    hour_filled = col("filled").astype(bool) if audited else np.zeros(t.size, dtype=bool)
+    filled = np.logical_and.reduceat(hour_filled, starts)
+    used = ~hour_filled | np.repeat(filled, sizes)
+    row = np.arange(t.size)
     out = {
-        "open": col("open")[starts],
-        "high": np.maximum.reduceat(col("high"), starts),
-        "low": np.minimum.reduceat(col("low"), starts),
-        "close": col("close")[last],
-        "volume": np.add.reduceat(col("volume"), starts),
+        "open": col("open")[np.minimum.reduceat(np.where(used, row, t.size), starts)],
+        "high": np.maximum.reduceat(np.where(used, col("high"), -np.inf), starts),
+        "low": np.minimum.reduceat(np.where(used, col("low"), np.inf), starts),
+        "close": col("close")[np.maximum.reduceat(np.where(used, row, -1), starts)],
+        "volume": np.add.reduceat(np.where(used, col("volume"), 0.0), starts),
     }
     if audited:
-        filled = np.logical_and.reduceat(col("filled").astype(bool), starts)
-        any_spike = np.logical_or.reduceat(col("fill_reason") == FILL_SPIKE, starts)
+        reason = col("fill_reason")
+        any_spike = np.logical_or.reduceat(reason == FILL_SPIKE, starts)
+        any_wick = np.logical_or.reduceat(reason == FILL_WICK, starts)
         out["filled"] = filled
-        out["fill_reason"] = np.where(filled, np.where(any_spike, FILL_SPIKE, FILL_GAP), "").astype(object)
+        out["filled_hours"] = np.add.reduceat(hour_filled.astype(np.int64), starts)
+        out["fill_reason"] = np.where(
+            filled, np.where(any_spike, FILL_SPIKE, FILL_GAP), np.where(any_wick, FILL_WICK, "")
+        ).astype(object)
         out["outlier"] = np.logical_or.reduceat(col("outlier").astype(bool), starts)
     return bars_frame(bucket[starts] * step, out, timeframe)
 
