@@ -93,7 +93,7 @@ def empty_page() -> Fault:
 
 
 def repeat_last() -> Fault:
-    """200 with only the candle before the requested start: a page that makes no progress."""
+    """200 with only the row before the requested start (klines, candles, funding): no progress."""
     return Fault("repeat")
 
 
@@ -271,6 +271,8 @@ class ReplayServer:
 
     def __init__(self, now_ms: int | pd.Timestamp | None = None, load_recorded: bool = True):
         self.now_ms = now_ms
+        #: Hyperliquid's row cap per response (candles and funding); a test may shrink it.
+        self.hl_max_rows = HL_MAX_ROWS
         self.requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
         self._faults: dict[str, deque[Fault]] = defaultdict(deque)
@@ -399,7 +401,7 @@ class ReplayServer:
             "spotMeta": lambda: {"universe": [], "tokens": []},
             "allMids": lambda: self._mids,
             "candleSnapshot": lambda: self._candles_response(body.get("req") or {}, repeat),
-            "fundingHistory": lambda: self._funding_response(body),
+            "fundingHistory": lambda: self._funding_response(body, repeat),
             "metaAndAssetCtxs": self._meta_and_ctxs,
         }
         if route not in handlers:
@@ -452,18 +454,20 @@ class ReplayServer:
             i = bisect_left(series.opens, start - step)
             return series.rows[i : i + 1] if i < len(series.opens) and series.opens[i] == start - step else []
         lo = bisect_left(series.opens, start - step + 1)  # a candle overlapping startTime is included
-        hi = min(bisect_right(series.opens, end), lo + HL_MAX_ROWS)
+        hi = min(bisect_right(series.opens, end), lo + self.hl_max_rows)
         rows = series.rows[lo:hi] if lo < hi else []
         return self._in_progress(series.opens[lo:hi], rows, step, _hyperliquid_progress)
 
-    def _funding_response(self, body: dict) -> list:
+    def _funding_response(self, body: dict, repeat: bool) -> list:
         series = self._funding.get(body.get("coin", ""), _Series())
         start, end = int(body["startTime"]), int(body.get("endTime") or 2**62)
         now = self._now()
         if now is not None:
             end = min(end, now)
         lo = bisect_left(series.opens, start)
-        hi = min(bisect_right(series.opens, end), lo + HL_MAX_ROWS)
+        if repeat:
+            return series.rows[lo - 1 : lo] if lo > 0 else []
+        hi = min(bisect_right(series.opens, end), lo + self.hl_max_rows)
         return series.rows[lo:hi] if lo < hi else []
 
     def _default_ctx(self, coin: str) -> dict:

@@ -29,6 +29,8 @@ from apex_rotation.ingest.base import (
     MalformedResponse,
     MarketDataSource,
     SourceError,
+    check_page,
+    span_text,
     to_ms,
 )
 from apex_rotation.retry import (
@@ -45,14 +47,23 @@ log = logging.getLogger(__name__)
 VENUE = "hyperliquid"
 #: Only the most recent 5000 candles of a timeframe exist; older `since` values are clamped.
 MAX_CANDLES = 5000
-#: fundingHistory answers at most this many rows; a shorter page is the end of the range. (Should the cap
-#: shrink, a refresh stops early but loses nothing: the next one resumes after the last stored row.)
+#: fundingHistory answers at most this many rows; a shorter page reaching the present is the last one
+#: (one that does not is followed by another request, so a shrunken cap costs requests, not rows).
 FUNDING_PAGE_ROWS = 500
+#: Funding was paid 8-hourly until this time, hourly since.
+HOURLY_FUNDING_SINCE_MS = 1686182400000  # 2023-06-08T00:00:00Z
+#: An empty page this close (in bars or funding intervals) to the end of the span is the end of history.
+END_SLACK_BARS = 2
 RETRY_ON: tuple[type[BaseException], ...] = (TransientError, MalformedResponse)
 _TRANSPORT_ERRORS = (requests.Timeout, requests.ConnectionError, requests.exceptions.ChunkedEncodingError)
 _EMPTY_SPOT_META: dict = {"universe": [], "tokens": []}
 _CANDLE_KEYS = ("t", "s", "o", "h", "l", "c", "v")
 _FUNDING_KEYS = ("coin", "time", "fundingRate", "premium")
+
+
+def funding_interval_ms(at_ms: int) -> int:
+    """How often funding is paid at `at_ms`: 8h before 2023-06-08, 1h since."""
+    return 3_600_000 if at_ms >= HOURLY_FUNDING_SINCE_MS else 8 * 3_600_000
 
 
 class HyperliquidSource(MarketDataSource):
@@ -213,25 +224,27 @@ class HyperliquidSource(MarketDataSource):
         return self._candle_frame(symbol, timeframe, rows)
 
     def _candles(self, symbol: str, coin: str, timeframe: str, lo_ms: int, hi_ms: int) -> list[dict]:
-        """Page forward (≤500 rows a response) until an empty or stuck page, or past `hi_ms`."""
+        """Page forward (≤500 rows a response) past `hi_ms` or to the end of history (`check_page`); an
+        empty or repeated page before that is retried, then fails the symbol."""
         step = TIMEFRAME_MS[timeframe]
         rows: list[dict] = []
         start, requests_sent = lo_ms, 0
+        span = span_text(lo_ms, hi_ms)
         while start <= hi_ms:
-            what = f"hyperliquid candleSnapshot symbol={symbol} coin={coin} tf={timeframe} since={start}"
-            page = self._request(
-                what, partial(self._page, self.info.candles_snapshot, coin, timeframe, start, hi_ms)
+            what = (
+                f"hyperliquid candleSnapshot symbol={symbol} coin={coin} tf={timeframe} span={span} "
+                f"since={start}"
             )
+            call = partial(self.info.candles_snapshot, coin, timeframe, start, hi_ms)
+            checked = partial(
+                self._checked_page, call, _CANDLE_KEYS, "t", start, hi_ms, END_SLACK_BARS * step
+            )
+            page, done = self._request(what, partial(checked, symbol, timeframe))
             requests_sent += 1
-            self._check_rows(page, _CANDLE_KEYS, symbol, timeframe)
-            if not page:
+            if done:
                 break
             rows.extend(page)
-            nxt = max(int(r["t"]) for r in page) + step
-            if nxt <= start:  # the page repeats what we have: stop rather than loop
-                log.warning("stuck_page source=hyperliquid coin=%s tf=%s since=%d", coin, timeframe, start)
-                break
-            start = nxt
+            start = max(int(r["t"]) for r in page) + step
         log.info(
             "fetched source=hyperliquid symbol=%s coin=%s tf=%s rows=%d requests=%d",
             symbol,
@@ -242,14 +255,40 @@ class HyperliquidSource(MarketDataSource):
         )
         return rows
 
+    def _checked_page(
+        self,
+        call: Callable[[], Any],
+        keys: Sequence[str],
+        time_key: str,
+        start_ms: int,
+        end_ms: int,
+        slack_ms: int,
+        symbol: str,
+        timeframe: str = "?",
+    ) -> tuple[list[dict], bool]:
+        """One page with its rows checked, and whether it ends the history (`check_page`)."""
+        page = self._page(call)
+        self._check_rows(page, keys, symbol, timeframe)
+        times = self._numbers(
+            pd.Series([r[time_key] for r in page], dtype=object), time_key, symbol, timeframe
+        )
+        done = check_page(
+            times.astype("int64").tolist(),
+            start_ms,
+            end_ms,
+            slack_ms,
+            source=VENUE,
+            symbol=symbol,
+            timeframe=timeframe,
+        )
+        return page, done
+
     @staticmethod
-    def _page(call: Callable[..., Any], *args: Any) -> list:
+    def _page(call: Callable[[], Any]) -> list:
         """One SDK page call; anything but a list is a malformed body (retried)."""
-        page = call(*args)
+        page = call()
         if not isinstance(page, list):
-            raise MalformedResponse(
-                f"expected a list of rows, got {str(page)[:200]}", source=VENUE, symbol=args[0]
-            )
+            raise MalformedResponse(f"expected a list of rows, got {str(page)[:200]}", source=VENUE)
         return page
 
     @staticmethod
@@ -316,27 +355,29 @@ class HyperliquidSource(MarketDataSource):
         )
 
     def _funding(self, symbol: str, coin: str, lo_ms: int, hi_ms: int) -> list[dict]:
+        """Page forward from the last row + 1 ms; a short page that reaches the present ends it, an empty or
+        repeated page before that is retried, then fails the symbol."""
         rows: list[dict] = []
         start, requests_sent = lo_ms, 0
+        span = span_text(lo_ms, hi_ms)
+        slack = END_SLACK_BARS * funding_interval_ms(hi_ms)
         while start <= hi_ms:
-            what = f"hyperliquid fundingHistory symbol={symbol} coin={coin} since={start}"
-            page = self._request(what, partial(self._page, self.info.funding_history, coin, start, hi_ms))
+            what = f"hyperliquid fundingHistory symbol={symbol} coin={coin} span={span} since={start}"
+            call = partial(self.info.funding_history, coin, start, hi_ms)
+            checked = partial(self._checked_page, call, _FUNDING_KEYS, "time", start, hi_ms, slack)
+            page, done = self._request(what, partial(checked, symbol))
             requests_sent += 1
-            self._check_rows(page, _FUNDING_KEYS, symbol)
             wrong = sorted({r["coin"] for r in page} - {coin})
             if wrong:
                 raise DataError(
                     f"fundingHistory for {coin} returned rows of {wrong}", source=VENUE, symbol=symbol
                 )
-            if not page:
+            if done:
                 break
             rows.extend(page)
             last = max(int(r["time"]) for r in page)
-            if last < start:
-                log.warning("stuck_page source=hyperliquid kind=funding coin=%s since=%d", coin, start)
-                break
-            if len(page) < FUNDING_PAGE_ROWS:  # saves the empty request that would confirm the end
-                break
+            if len(page) < FUNDING_PAGE_ROWS and last >= hi_ms - slack:
+                break  # a short page reaching the present: saves the empty request that would confirm it
             start = last + 1
         log.info(
             "fetched source=hyperliquid kind=funding symbol=%s coin=%s rows=%d requests=%d",
