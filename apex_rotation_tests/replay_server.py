@@ -24,6 +24,8 @@ elapsed fraction), as Binance and Hyperliquid serve it.
 from __future__ import annotations
 
 import contextlib
+import datetime
+import email.utils
 import functools
 import json
 import socket
@@ -48,17 +50,25 @@ BINANCE_DEFAULT_LIMIT = 500
 HL_MAX_ROWS = 500
 HL_MAX_CANDLES = 5000
 INVALID_SYMBOL = '{"code":-1121,"msg":"Invalid symbol."}'
+BINANCE_RATE_LIMIT = (
+    '{"code":-1003,"msg":"Too many requests; current limit is 6000 request weight per 1 MINUTE. '
+    'Please use WebSocket Streams for live updates to avoid polling the API."}'
+)
+HTML_ERROR_PAGE = (
+    "<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>"
+)
 
 
 @dataclass(frozen=True)
 class Fault:
     """One injected misbehaviour; build it with the helpers below."""
 
-    kind: str  # normal | status | timeout | reset | truncated | empty | repeat
+    kind: str  # normal | status (any status, 200 included, with a body) | timeout | reset | truncated | empty | repeat
     status: int = 200
     retry_after: str | None = None
     body: str | None = None
     delay_s: float = 0.0
+    content_type: str = "application/json"
 
 
 def normal() -> Fault:
@@ -66,10 +76,32 @@ def normal() -> Fault:
     return Fault("normal")
 
 
-def http_status(status: int, retry_after: float | str | None = None, body: str | None = None) -> Fault:
-    """An error status (429, 418, 500, …) with an optional Retry-After header and body."""
+def http_status(
+    status: int,
+    retry_after: float | str | None = None,
+    body: str | None = None,
+    content_type: str = "application/json",
+) -> Fault:
+    """An error status (429, 418, 500, …) with an optional Retry-After header (seconds, or an HTTP date
+    such as `http_date(2)`) and body; a status 200 with an error body is a fault too (`html_page`)."""
     ra = None if retry_after is None else str(retry_after)
-    return Fault("status", status=status, retry_after=ra, body=body)
+    return Fault("status", status=status, retry_after=ra, body=body, content_type=content_type)
+
+
+def http_date(seconds_from_now: float) -> str:
+    """An HTTP date (RFC 9110 IMF-fixdate) `seconds_from_now` after the real clock, for Retry-After."""
+    when = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=seconds_from_now)
+    return email.utils.format_datetime(when, usegmt=True)
+
+
+def html_page() -> Fault:
+    """200 with an HTML body, as a CDN or captive proxy serves it in place of the API's JSON."""
+    return http_status(200, body=HTML_ERROR_PAGE, content_type="text/html")
+
+
+def json_error(body: str = BINANCE_RATE_LIMIT) -> Fault:
+    """200 with a JSON error object where the rows should be (Binance's -1003 by default)."""
+    return http_status(200, body=body)
 
 
 def timeout(delay_s: float) -> Fault:
@@ -568,7 +600,7 @@ def _make_handler(server: ReplayServer) -> type[BaseHTTPRequestHandler]:
                     fault.body if fault.body is not None else json.dumps({"msg": f"injected {fault.status}"})
                 )
                 headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
-                self._send(fault.status, payload.encode(), headers)
+                self._send(fault.status, payload.encode(), headers, fault.content_type)
                 return
             if fault is not None and fault.kind == "timeout" and server._stopping.wait(fault.delay_s):
                 return
@@ -578,10 +610,12 @@ def _make_handler(server: ReplayServer) -> type[BaseHTTPRequestHandler]:
                 payload = payload[: len(payload) // 2]
             self._send(status, payload, {})
 
-        def _send(self, status: int, payload: bytes, headers: dict[str, str]) -> None:
+        def _send(
+            self, status: int, payload: bytes, headers: dict[str, str], content_type: str = "application/json"
+        ) -> None:
             try:
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(payload)))
                 for k, v in headers.items():
                     self.send_header(k, v)

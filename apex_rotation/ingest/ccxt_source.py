@@ -92,6 +92,20 @@ class CcxtSource(MarketDataSource):
         url = api_url if api_url is not None else cfg.data_sources.ccxt_url
         if url:
             point_at(self.exchange, url)
+        self._handle_errors = self.exchange.handle_errors
+        self.exchange.handle_errors = self._refuse_non_json
+
+    def _refuse_non_json(self, code, reason, url, method, headers, body, response, *rest):
+        """A 2xx body that is not JSON (cut short, an HTML page) fails at once: ccxt would hand the text
+        on, and parsing its characters as candles costs seconds before the check in `_page` sees it."""
+        if response is None and isinstance(code, int) and code < 400:
+            raise MalformedResponse(
+                f"the {self.exchange_id} response to {method} {url} is not JSON (truncated or an error "
+                f"page?): {str(body)[:60]!r}",
+                source=self.name,
+                symbol="*",
+            )
+        return self._handle_errors(code, reason, url, method, headers, body, response, *rest)
 
     # -- requests --------------------------------------------------------------------------------
     def _request(self, what: str, fn: Callable[[], T]) -> T:

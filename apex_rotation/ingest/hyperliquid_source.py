@@ -55,6 +55,8 @@ HOURLY_FUNDING_SINCE_MS = 1686182400000  # 2023-06-08T00:00:00Z
 #: An empty page this close (in bars or funding intervals) to the end of the span is the end of history.
 END_SLACK_BARS = 2
 RETRY_ON: tuple[type[BaseException], ...] = (TransientError, MalformedResponse)
+#: 4xx statuses that mean "slow down", retried with backoff (418 is the ban status Binance-style gateways send).
+RATE_LIMIT_STATUSES = (418, 429)
 _TRANSPORT_ERRORS = (requests.Timeout, requests.ConnectionError, requests.exceptions.ChunkedEncodingError)
 _EMPTY_SPOT_META: dict = {"universe": [], "tokens": []}
 _CANDLE_KEYS = ("t", "s", "o", "h", "l", "c", "v")
@@ -121,17 +123,17 @@ class HyperliquidSource(MarketDataSource):
                 f"HTTP {exc.status_code}: {str(exc.message)[:200]}", self._retry_after()
             ) from exc
         except ClientError as exc:
-            if exc.status_code == 429:
+            if exc.status_code in RATE_LIMIT_STATUSES:
                 raise TransientError(
-                    f"HTTP 429: {str(exc.error_message)[:200]}", self._retry_after()
+                    f"HTTP {exc.status_code}: {str(exc.error_message)[:200]}", self._retry_after()
                 ) from exc
             raise SourceError(f"{what}: HTTP {exc.status_code}: {str(exc.error_message)[:200]}") from exc
         except KeyError as exc:  # SDK bug: a 4xx JSON body without "code"
             status = self._last_status[0] if self._last_status else None
             if status is None or status < 400:
                 raise
-            if status == 429:
-                raise TransientError("HTTP 429 (body without code)", self._retry_after()) from exc
+            if status in RATE_LIMIT_STATUSES:
+                raise TransientError(f"HTTP {status} (body without code)", self._retry_after()) from exc
             raise SourceError(f"{what}: HTTP {status} (body without code)") from exc
         if isinstance(result, dict) and str(result.get("error", "")).startswith("Could not parse JSON"):
             raise MalformedResponse(f"{what}: the body is not JSON (truncated?)", source=VENUE)
@@ -389,11 +391,9 @@ class HyperliquidSource(MarketDataSource):
         return rows
 
     # -- open interest ---------------------------------------------------------------------------
-    def fetch_open_interest(self, symbols: Sequence[str]) -> pd.DataFrame:
-        """One `metaAndAssetCtxs` call: a snapshot row per symbol (open interest in coins, hourly funding)."""
-        coins = {symbol: self._coin_now(symbol) for symbol in symbols}
-        data = self._request("hyperliquid metaAndAssetCtxs", self.info.meta_and_asset_ctxs)
-        time_ms = to_ms(self._clock(), "now", source=VENUE)
+    def _meta_and_ctxs(self) -> list:
+        """One `metaAndAssetCtxs` call; anything but `[meta, ctxs]` aligned is a bad body (retried)."""
+        data = self.info.meta_and_asset_ctxs()
         if not (
             isinstance(data, list)
             and len(data) == 2
@@ -402,7 +402,17 @@ class HyperliquidSource(MarketDataSource):
             and isinstance(data[1], list)
             and len(data[1]) == len(data[0]["universe"])
         ):
-            raise DataError(f"metaAndAssetCtxs is not [meta, ctxs] aligned: {str(data)[:200]}", source=VENUE)
+            raise MalformedResponse(
+                f"metaAndAssetCtxs is not [meta, ctxs] aligned: {str(data)[:200]}", source=VENUE
+            )
+        return data
+
+    def fetch_open_interest(self, symbols: Sequence[str]) -> pd.DataFrame:
+        """One `metaAndAssetCtxs` call: a snapshot row per symbol (open interest in coins, hourly funding)."""
+        coins = {symbol: self._coin_now(symbol) for symbol in symbols}
+        what = f"hyperliquid metaAndAssetCtxs symbols={list(coins)}"
+        data = self._request(what, self._meta_and_ctxs)
+        time_ms = to_ms(self._clock(), "now", source=VENUE)
         ctx_by_coin = {u["name"]: ctx for u, ctx in zip(data[0]["universe"], data[1], strict=True)}
         missing = sorted(s for s, c in coins.items() if c not in ctx_by_coin)
         if missing:
