@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import TypeVar
 
@@ -204,6 +204,20 @@ class CcxtSource(MarketDataSource):
         out["open_time"] = out["open_time"].astype("int64")
         out[OHLCV_COLUMNS] = out[OHLCV_COLUMNS].astype("float64")
         return out
+
+    def unlisted(self, symbols: Sequence[str]) -> list[str]:
+        """The symbols whose pair now (`<ticker>/<basket.quote>`, the ticker through the exchange's aliases)
+        is not among the exchange's markets; one `load_markets` request, none when `symbols` is empty."""
+        if not symbols:
+            return []
+        self._ensure_markets(",".join(symbols))
+        pairs = {symbol: self._pair_now(symbol) for symbol in symbols}
+        return [symbol for symbol, pair in pairs.items() if pair is None or pair not in self.exchange.markets]
+
+    def _pair_now(self, symbol: str) -> str | None:
+        now = self._clock()
+        pieces = ticker_segments(self.cfg.ticker_spans(self.venue, symbol), now, now)
+        return f"{pieces[0][0]}/{self.cfg.basket.quote}" if pieces else None
 
     def _fetch_pair(self, symbol: str, pair: str, timeframe: str, lo_ms: int, hi_ms: int) -> list[list]:
         """Page forward from `lo_ms` to `hi_ms` (open times, inclusive) until past `hi_ms` or the end of

@@ -14,6 +14,7 @@ rows carry the ticker they came from. Like every source it only parses: `clean_o
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -76,6 +77,17 @@ class FilesSource(MarketDataSource):
             return empty_raw_ohlcv()
         out = pd.concat(pieces, ignore_index=True)
         return out.sort_values("open_time", kind="stable", ignore_index=True)
+
+    def unlisted(self, symbols: Sequence[str]) -> list[str]:
+        """The symbols with no 1h file under the data folder for any of their `files` alias tickers
+        (MATIC is served by a MATIC or a POL file); reads no file, only looks for names."""
+        return [
+            symbol
+            for symbol in symbols
+            if not any(
+                self.paths(span.ticker, BASE_TIMEFRAME)[0] for span in self.cfg.ticker_spans(VENUE, symbol)
+            )
+        ]
 
     def paths(self, ticker: str, timeframe: str) -> tuple[list[Path], list[str]]:
         """The files holding `ticker` bars of `timeframe`, sorted, and the glob patterns searched."""

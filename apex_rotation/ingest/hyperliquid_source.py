@@ -169,12 +169,32 @@ class HyperliquidSource(MarketDataSource):
         self.info.set_perp_meta(meta, 0)
         self._coins = {u["name"] for u in meta["universe"]}
 
-    def _coin(self, symbol: str, coin: str) -> str:
-        """`coin` if the perp universe lists it (meta loads once); else a clear error, before any request."""
+    def _listed_coins(self) -> set[str]:
+        """The perp universe's coin names (`meta`, loaded once per instance unless given)."""
         if self._coins is None:
             self._request("hyperliquid meta", lambda: self._set_meta(self.info.meta()))
         assert self._coins is not None
-        if coin not in self._coins:
+        return self._coins
+
+    def unlisted(self, symbols: Sequence[str]) -> list[str]:
+        """The symbols whose coin now (through aliases.hyperliquid) is not in the perp universe (`meta`);
+        at most one request, none when `symbols` is empty or meta was given."""
+        if not symbols:
+            return []
+        coins = self._listed_coins()
+        out = []
+        for symbol in symbols:
+            try:
+                coin = self._coin_now(symbol)
+            except SourceError:
+                coin = None
+            if coin not in coins:
+                out.append(symbol)
+        return out
+
+    def _coin(self, symbol: str, coin: str) -> str:
+        """`coin` if the perp universe lists it (meta loads once); else a clear error, before any request."""
+        if coin not in self._listed_coins():
             raise SourceError(
                 f"hyperliquid lists no perp {coin!r} for basket symbol {symbol}; "
                 "add an alias under aliases.hyperliquid"
