@@ -83,6 +83,16 @@ class Scenario:
     paged: bool = True
 
 
+HL_BEFORE, HL_NOW = pd.Timestamp("2023-05-20 00:30", tz="UTC"), pd.Timestamp("2023-07-17 21:43:24", tz="UTC")
+
+
+def hyperliquid(name: str, route: str, table: str, error_key: str, error_text: str) -> Scenario:
+    """A Hyperliquid scenario: the recorded funding's window (the cassettes end 2023-07-17)."""
+    return Scenario(
+        name, route, HL_BEFORE, HL_NOW, 60, table, error_key, error_text, route != "metaAndAssetCtxs"
+    )
+
+
 SCENARIOS = {
     s.name: s
     for s in [
@@ -97,38 +107,28 @@ SCENARIOS = {
             "binance fetch_ohlcv symbol=BTC pair=BTC/USDT tf=1h "
             "span=[2024-01-05T00:00:00+00:00, 2024-03-31T23:00:00+00:00]",
         ),
-        Scenario(
+        hyperliquid(
             "hyperliquid_candles",
             "candleSnapshot",
-            pd.Timestamp("2023-05-20 00:30", tz="UTC"),
-            pd.Timestamp("2023-07-17 21:43:24", tz="UTC"),
-            60,
             BARS,
             "BTC",
             "hyperliquid candleSnapshot symbol=BTC coin=BTC tf=1h "
             "span=[2023-05-20T00:00:00+00:00, 2023-07-17T20:00:00+00:00]",
         ),
-        Scenario(
+        hyperliquid(
             "hyperliquid_funding",
             "fundingHistory",
-            pd.Timestamp("2023-05-20 00:30", tz="UTC"),
-            pd.Timestamp("2023-07-17 21:43:24", tz="UTC"),
-            60,
             FUNDING,
             "BTC:perps",
             "hyperliquid fundingHistory symbol=BTC coin=BTC "
             "span=[2023-05-20T00:00:00.030000+00:00, 2023-07-17T21:43:24+00:00]",
         ),
-        Scenario(
+        hyperliquid(
             "hyperliquid_open_interest",
             "metaAndAssetCtxs",
-            pd.Timestamp("2023-05-20 00:30", tz="UTC"),
-            pd.Timestamp("2023-07-17 21:43:24", tz="UTC"),
-            60,
             OPEN_INTEREST,
             "open_interest",
             "hyperliquid metaAndAssetCtxs symbols=['BTC']",
-            paged=False,
         ),
     ]
 }
