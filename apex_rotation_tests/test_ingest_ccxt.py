@@ -131,17 +131,10 @@ def test_alias_switch_fetches_matic_then_pol(cfg, server):
     """The fixture's MATIC bars end 2024-09-07 01:00, so the switch is moved there: an empty MATIC page
     70 bars before the span's end would be a fault, not the end of MATIC's history."""
     switch = "2024-09-07T02:00:00Z"
-    cfg = cfg.model_copy(
-        update={
-            "aliases": {
-                **cfg.aliases,
-                "binance": {
-                    "MATIC": [{"ticker": "MATIC", "until": switch}, {"ticker": "POL", "since": switch}]
-                },
-            }
-        }
+    spans = [{"ticker": "MATIC", "until": switch}, {"ticker": "POL", "since": switch}]
+    cfg = load_config(
+        overrides={"data_sources": cfg.data_sources.model_dump(), "aliases": {"binance": {"MATIC": spans}}}
     )
-    cfg = AppConfig.model_validate(cfg.model_dump())
     matic, pol = feather("MATIC"), feather("POL", AURANG_2025H1)
     server.add_klines("MATIC", "USDT", "1h", matic)
     server.add_klines("POL", "USDT", "1h", pol)
