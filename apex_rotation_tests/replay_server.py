@@ -24,6 +24,8 @@ elapsed fraction), as Binance and Hyperliquid serve it.
 from __future__ import annotations
 
 import contextlib
+import datetime
+import email.utils
 import functools
 import json
 import socket
@@ -48,17 +50,25 @@ BINANCE_DEFAULT_LIMIT = 500
 HL_MAX_ROWS = 500
 HL_MAX_CANDLES = 5000
 INVALID_SYMBOL = '{"code":-1121,"msg":"Invalid symbol."}'
+BINANCE_RATE_LIMIT = (
+    '{"code":-1003,"msg":"Too many requests; current limit is 6000 request weight per 1 MINUTE. '
+    'Please use WebSocket Streams for live updates to avoid polling the API."}'
+)
+HTML_ERROR_PAGE = (
+    "<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>"
+)
 
 
 @dataclass(frozen=True)
 class Fault:
     """One injected misbehaviour; build it with the helpers below."""
 
-    kind: str  # normal | status | timeout | reset | truncated | empty | repeat
+    kind: str  # normal | status (any status, 200 included, with a body) | timeout | reset | truncated | empty | repeat
     status: int = 200
     retry_after: str | None = None
     body: str | None = None
     delay_s: float = 0.0
+    content_type: str = "application/json"
 
 
 def normal() -> Fault:
@@ -66,10 +76,32 @@ def normal() -> Fault:
     return Fault("normal")
 
 
-def http_status(status: int, retry_after: float | str | None = None, body: str | None = None) -> Fault:
-    """An error status (429, 418, 500, …) with an optional Retry-After header and body."""
+def http_status(
+    status: int,
+    retry_after: float | str | None = None,
+    body: str | None = None,
+    content_type: str = "application/json",
+) -> Fault:
+    """An error status (429, 418, 500, …) with an optional Retry-After header (seconds, or an HTTP date
+    such as `http_date(2)`) and body; a status 200 with an error body is a fault too (`html_page`)."""
     ra = None if retry_after is None else str(retry_after)
-    return Fault("status", status=status, retry_after=ra, body=body)
+    return Fault("status", status=status, retry_after=ra, body=body, content_type=content_type)
+
+
+def http_date(seconds_from_now: float) -> str:
+    """An HTTP date (RFC 9110 IMF-fixdate) `seconds_from_now` after the real clock, for Retry-After."""
+    when = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=seconds_from_now)
+    return email.utils.format_datetime(when, usegmt=True)
+
+
+def html_page() -> Fault:
+    """200 with an HTML body, as a CDN or captive proxy serves it in place of the API's JSON."""
+    return http_status(200, body=HTML_ERROR_PAGE, content_type="text/html")
+
+
+def json_error(body: str = BINANCE_RATE_LIMIT) -> Fault:
+    """200 with a JSON error object where the rows should be (Binance's -1003 by default)."""
+    return http_status(200, body=body)
 
 
 def timeout(delay_s: float) -> Fault:
@@ -93,7 +125,7 @@ def empty_page() -> Fault:
 
 
 def repeat_last() -> Fault:
-    """200 with only the candle before the requested start: a page that makes no progress."""
+    """200 with only the row before the requested start (klines, candles, funding): no progress."""
     return Fault("repeat")
 
 
@@ -271,6 +303,8 @@ class ReplayServer:
 
     def __init__(self, now_ms: int | pd.Timestamp | None = None, load_recorded: bool = True):
         self.now_ms = now_ms
+        #: Hyperliquid's row cap per response (candles and funding); a test may shrink it.
+        self.hl_max_rows = HL_MAX_ROWS
         self.requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
         self._faults: dict[str, deque[Fault]] = defaultdict(deque)
@@ -399,7 +433,7 @@ class ReplayServer:
             "spotMeta": lambda: {"universe": [], "tokens": []},
             "allMids": lambda: self._mids,
             "candleSnapshot": lambda: self._candles_response(body.get("req") or {}, repeat),
-            "fundingHistory": lambda: self._funding_response(body),
+            "fundingHistory": lambda: self._funding_response(body, repeat),
             "metaAndAssetCtxs": self._meta_and_ctxs,
         }
         if route not in handlers:
@@ -452,18 +486,20 @@ class ReplayServer:
             i = bisect_left(series.opens, start - step)
             return series.rows[i : i + 1] if i < len(series.opens) and series.opens[i] == start - step else []
         lo = bisect_left(series.opens, start - step + 1)  # a candle overlapping startTime is included
-        hi = min(bisect_right(series.opens, end), lo + HL_MAX_ROWS)
+        hi = min(bisect_right(series.opens, end), lo + self.hl_max_rows)
         rows = series.rows[lo:hi] if lo < hi else []
         return self._in_progress(series.opens[lo:hi], rows, step, _hyperliquid_progress)
 
-    def _funding_response(self, body: dict) -> list:
+    def _funding_response(self, body: dict, repeat: bool) -> list:
         series = self._funding.get(body.get("coin", ""), _Series())
         start, end = int(body["startTime"]), int(body.get("endTime") or 2**62)
         now = self._now()
         if now is not None:
             end = min(end, now)
         lo = bisect_left(series.opens, start)
-        hi = min(bisect_right(series.opens, end), lo + HL_MAX_ROWS)
+        if repeat:
+            return series.rows[lo - 1 : lo] if lo > 0 else []
+        hi = min(bisect_right(series.opens, end), lo + self.hl_max_rows)
         return series.rows[lo:hi] if lo < hi else []
 
     def _default_ctx(self, coin: str) -> dict:
@@ -564,7 +600,7 @@ def _make_handler(server: ReplayServer) -> type[BaseHTTPRequestHandler]:
                     fault.body if fault.body is not None else json.dumps({"msg": f"injected {fault.status}"})
                 )
                 headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
-                self._send(fault.status, payload.encode(), headers)
+                self._send(fault.status, payload.encode(), headers, fault.content_type)
                 return
             if fault is not None and fault.kind == "timeout" and server._stopping.wait(fault.delay_s):
                 return
@@ -574,10 +610,12 @@ def _make_handler(server: ReplayServer) -> type[BaseHTTPRequestHandler]:
                 payload = payload[: len(payload) // 2]
             self._send(status, payload, {})
 
-        def _send(self, status: int, payload: bytes, headers: dict[str, str]) -> None:
+        def _send(
+            self, status: int, payload: bytes, headers: dict[str, str], content_type: str = "application/json"
+        ) -> None:
             try:
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(payload)))
                 for k, v in headers.items():
                     self.send_header(k, v)

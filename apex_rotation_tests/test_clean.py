@@ -255,3 +255,50 @@ def test_clean_is_idempotent(frame: pd.DataFrame) -> None:
     assert second.notes == dict.fromkeys(NOTE_KEYS, 0)
     assert first.bars.index.is_monotonic_increasing and first.bars.index.is_unique
     assert len(first.bars) == frame["open_time"].nunique()
+
+
+def clean_log(caplog: pytest.LogCaptureFixture, frame: pd.DataFrame, **kw) -> tuple[dict, list[str]]:
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, logger="apex_rotation.ingest.clean"):
+        result = clean(frame, **kw)
+    return result.notes, [(r.levelname, r.getMessage()) for r in caplog.records]
+
+
+def test_every_cleaning_step_is_counted_and_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    """Unclosed, duplicate, out-of-order and string rows together: one INFO line with exactly those counts."""
+    frame = raw(rows=[*ROWS, ROWS[2]], start_ms=T0).astype(object)
+    frame.loc[3, "open_time"] = T0 + 3 * H  # the 03:00 bar, still open at now
+    frame = pd.concat([frame.iloc[[2, 0, 1, 0, 3]]], ignore_index=True)  # 2, 0, 1, 0(dup), 3(unclosed)
+    frame.loc[:, "close"] = frame["close"].map(repr)  # every close as a decimal string
+    frame.loc[4, "open_time"] = str(T0 + 3 * H)  # a string open time on the unclosed row: dropped unparsed
+    notes, lines = clean_log(caplog, frame, source="ccxt", now=pd.Timestamp("2024-01-01 03:30", tz="UTC"))
+    assert notes == {"unclosed_dropped": 1, "duplicates_dropped": 1, "reordered": 2, "strings_coerced": 4}
+    assert lines == [
+        (
+            "INFO",
+            "clean_ohlcv source=ccxt symbol=BTC timeframe=1h rows=3 "
+            "unclosed_dropped=1 duplicates_dropped=1 reordered=2 strings_coerced=4",
+        )
+    ]
+
+
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        (lambda: raw(), "rows=3 nothing_cleaned"),
+        (
+            lambda: pd.concat([raw(), raw().iloc[[1]]], ignore_index=True),
+            "rows=3 duplicates_dropped=1 reordered=1",
+        ),
+        (lambda: raw().iloc[[1, 0, 2]], "rows=3 reordered=1"),
+        (lambda: raw().astype({"volume": str}), "rows=3 strings_coerced=3"),
+        (lambda: raw().iloc[:0], "rows=0 nothing_cleaned"),
+    ],
+    ids=["clean", "duplicate", "reordered", "strings", "empty_allowed"],
+)
+def test_the_log_line_names_only_the_steps_that_ran(caplog: pytest.LogCaptureFixture, make, expected) -> None:
+    _, lines = clean_log(caplog, make(), allow_empty=True)
+    assert len(lines) == 1
+    level, message = lines[0]
+    assert message == f"clean_ohlcv source=test symbol=BTC timeframe=1h {expected}"
+    assert level == ("DEBUG" if "nothing_cleaned" in expected else "INFO")

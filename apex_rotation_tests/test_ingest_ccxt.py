@@ -128,6 +128,13 @@ def test_paging_over_5980_real_bars_equals_the_feather_file(cfg, server):
 
 
 def test_alias_switch_fetches_matic_then_pol(cfg, server):
+    """The fixture's MATIC bars end 2024-09-07 01:00, so the switch is moved there: an empty MATIC page
+    70 bars before the span's end would be a fault, not the end of MATIC's history."""
+    switch = "2024-09-07T02:00:00Z"
+    spans = [{"ticker": "MATIC", "until": switch}, {"ticker": "POL", "since": switch}]
+    cfg = load_config(
+        overrides={"data_sources": cfg.data_sources.model_dump(), "aliases": {"binance": {"MATIC": spans}}}
+    )
     matic, pol = feather("MATIC"), feather("POL", AURANG_2025H1)
     server.add_klines("MATIC", "USDT", "1h", matic)
     server.add_klines("POL", "USDT", "1h", pol)
@@ -138,8 +145,9 @@ def test_alias_switch_fetches_matic_then_pol(cfg, server):
     assert (n_matic, n_pol) == (26, 4)
     assert out["ticker"].tolist() == ["MATIC"] * n_matic + ["POL"] * n_pol
     assert out["close"].iloc[-1] == pol.loc[pol["date"] == until, "close"].item()
-    assert [q["symbol"] for q in klines_queries(server)] == ["MATICUSDT", "MATICUSDT", "POLUSDT"]
-    assert klines_queries(server)[0]["endTime"] == str(1725926400000 - 1)  # the MATIC span ends 2024-09-10
+    # POL's first page starts four months after the switch (where the fixture starts): like a listing date
+    assert [q["symbol"] for q in klines_queries(server)] == ["MATICUSDT", "POLUSDT"]
+    assert klines_queries(server)[0]["endTime"] == str(pd.Timestamp(switch).value // 10**6 - 1)
 
 
 # --------------------------------------------------------------------------------------- request economy
@@ -238,15 +246,44 @@ def test_pair_missing_from_the_markets_fails_before_any_klines_request(cfg, serv
     assert server.count("klines") == 0 and h.sleeps == []
 
 
-@pytest.mark.parametrize("fault", [empty_page(), repeat_last()], ids=["empty", "repeat_last"])
-def test_paging_stops_on_an_empty_or_repeated_page(cfg, server, fault: Fault):
+BAD_PAGES = {"empty": empty_page, "repeat_last": repeat_last}
+
+
+@pytest.mark.parametrize("make_fault", BAD_PAGES.values(), ids=BAD_PAGES.keys())
+def test_a_bad_page_mid_history_is_retried_not_taken_for_the_end(cfg, server, make_fault):
     df = feather("BTC")
     server.add_klines("BTC", "USDT", "1h", df)
-    server.inject("klines", normal(), fault)
+    server.inject("klines", normal(), make_fault())
     now = df["date"].iloc[-1] + pd.Timedelta(hours=2)
-    out = Harness(cfg, server, now).source.fetch_ohlcv("BTC", "1h", df["date"].iloc[0], now)
-    assert len(out) == 1000 and out["open_time"].is_monotonic_increasing
-    assert server.count("klines") == 2
+    h = Harness(cfg, server, now)
+    out = h.source.fetch_ohlcv("BTC", "1h", df["date"].iloc[0], now)
+    assert len(out) == 5980 and out["open_time"].is_monotonic_increasing  # not the 1000 of page one
+    assert server.count("klines") == 8 and len(h.sleeps) == 1  # 6 pages + the retried one + the end
+
+
+@pytest.mark.parametrize("make_fault", BAD_PAGES.values(), ids=BAD_PAGES.keys())
+def test_a_bad_page_that_persists_fails_the_symbol_naming_the_span(cfg, server, make_fault):
+    df = feather("BTC")
+    server.add_klines("BTC", "USDT", "1h", df)
+    server.inject("klines", normal(), *[make_fault() for _ in range(MAX_RETRIES + 1)])
+    now = df["date"].iloc[-1] + pd.Timedelta(hours=2)
+    with pytest.raises(
+        SourceError,
+        match=r"binance fetch_ohlcv symbol=BTC pair=BTC/USDT tf=1h "
+        r"span=\[2024-01-01T00:00:00\+00:00, 2024-09-06T05:00:00\+00:00\] since=1707667200000: "
+        r"gave up after 4 tries: BadPage: .*(empty|repeated) page at 2024-02-11T16:00:00\+00:00",
+    ):
+        Harness(cfg, server, now).source.fetch_ohlcv("BTC", "1h", df["date"].iloc[0], now)
+
+
+def test_an_empty_page_near_the_present_is_the_end(cfg, server):
+    """Binance has no bar yet for the last closed hour: an empty page there ends the history quietly."""
+    df = feather("BTC")
+    server.add_klines("BTC", "USDT", "1h", df)
+    now = df["date"].iloc[-1] + pd.Timedelta(hours=2, minutes=30)  # 2 bars after the last one served
+    h = Harness(cfg, server, now)
+    out = h.source.fetch_ohlcv("BTC", "1h", df["date"].iloc[-10], now)
+    assert len(out) == 10 and server.count("klines") == 2 and h.sleeps == []
 
 
 # --------------------------------------------------------------------------------------- construction

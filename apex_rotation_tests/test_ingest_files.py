@@ -162,3 +162,61 @@ def test_malformed_files_name_the_file(default_config: AppConfig, tmp_path: Path
 def test_data_dir_must_exist(default_config: AppConfig, tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="is not a folder"):
         FilesSource(default_config, tmp_path / "nowhere")
+
+
+def test_a_line_cut_inside_the_volume_field_is_an_error(default_config: AppConfig, tmp_path: Path) -> None:
+    """A truncated download: the last line stops inside `volume` (262.07528 -> 262.0). Storing 262.0 would be
+    a silently wrong bar; every row must have all 12 fields."""
+    path = tmp_path / "BTCUSDT-1h-2024-01.csv"
+    path.write_text(
+        "1704067200000,42283.58000000,42554.57000000,42261.02000000,42475.23000000,1271.68108000,"
+        "1704070799999,53957248.97378950,47134,682.57581000,28957416.81972900,0\n"
+        "1704070800000,42475.23000000,42775.00000000,42431.65000000,42613.56000000,262.0"
+    )
+    with pytest.raises(DataError) as info:
+        fetch(FilesSource(default_config, tmp_path), "BTC")
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith("files:BTC:1h: ") and "BTCUSDT-1h-2024-01.csv line 2" in message
+    assert "stops in field 'volume' (6 of 12 fields)" in message
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (
+            "1704070800000,1.0,1.0,1.0,1.0,2.0,1704074399999,2.0,5,1.0,",
+            "stops in field 'taker_buy_base_volume' (10 of 12",
+        ),
+        ("1704070800000,1.0,1.0,1.0,1.0,,1704074399999,2.0,5,1.0,1.0,0", "has field 'volume' empty"),
+        (
+            "1704070800000,1.0,1.0,1.0,x1.0,2.0,1704074399999,2.0,5,1.0,1.0,0",
+            "line 3: close 'x1.0' is not a number",
+        ),
+    ],
+    ids=["cut_before_the_last_field", "empty_field", "not_a_number"],
+)
+def test_every_field_of_every_row(
+    default_config: AppConfig, tmp_path: Path, line: str, expected: str
+) -> None:
+    path = kline_csv(tmp_path / "SOLUSDT-1h-2024-01.csv", "2024-01-01", [1.0], header=True)
+    path.write_text(path.read_text() + line + "\n")
+    with pytest.raises(DataError, match=r"SOLUSDT-1h-2024-01\.csv line 3") as info:
+        fetch(FilesSource(default_config, tmp_path), "SOL")
+    assert expected.removeprefix("line 3") in str(info.value)
+
+
+@requires_shared
+def test_a_truncated_feather_file_is_named(default_config: AppConfig, tmp_path: Path) -> None:
+    whole = (GENETRADER_2024 / "BTC_USDT-1h.feather").read_bytes()
+    (tmp_path / "BTC_USDT-1h.feather").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(
+        DataError, match=r"files:BTC:1h: .*BTC_USDT-1h\.feather is not a readable feather file"
+    ):
+        fetch(FilesSource(default_config, tmp_path), "BTC")
+
+
+def test_an_unreadable_csv_is_named(default_config: AppConfig, tmp_path: Path) -> None:
+    (tmp_path / "BTCUSDT-1h-2024-01.csv").write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe\x00binary")
+    with pytest.raises(DataError, match=r"files:BTC:1h: .*BTCUSDT-1h-2024-01\.csv is not a kline CSV"):
+        fetch(FilesSource(default_config, tmp_path), "BTC")

@@ -223,19 +223,61 @@ def test_ticker_is_the_coin_the_response_names(cfg, server):
     assert out["ticker"].tolist() == ["ETH"] * 3  # left for clean_ohlcv to reject
 
 
-@pytest.mark.parametrize(
-    ("fault", "n_rows"), [(empty_page(), 500), (repeat_last(), 501)], ids=["empty", "repeat_last"]
-)
-def test_candle_paging_stops_on_an_empty_or_repeated_page(cfg, server, fault: Fault, n_rows: int):
+BAD_PAGES = {"empty": empty_page, "repeat_last": repeat_last}
+
+
+@pytest.mark.parametrize("make_fault", BAD_PAGES.values(), ids=BAD_PAGES.keys())
+def test_a_bad_candle_page_mid_history_is_retried(cfg, server, make_fault):
     df = btc_1h()
     server.add_candles("BTC", "1h", df)
-    server.inject("candleSnapshot", normal(), fault)
+    server.inject("candleSnapshot", normal(), make_fault())
     now = df["date"].iloc[-1] + pd.Timedelta(minutes=30)
     h = Harness(cfg, server, now, meta=recorded_meta())
     out = h.source.fetch_ohlcv("BTC", "1h", df["date"].iloc[-1200], now)
-    assert len(out) == n_rows and server.count("candleSnapshot") == 2
-    # the repeated candle stays as received (a duplicate of row 499, for clean_ohlcv to collapse)
-    assert out["open_time"].iloc[-1] == out["open_time"].iloc[499]
+    assert len(out) == 1200 and out["open_time"].is_unique  # not the 500 (or 501) of page one
+    assert server.count("candleSnapshot") == 4 and len(h.sleeps) == 1
+
+
+@pytest.mark.parametrize("make_fault", BAD_PAGES.values(), ids=BAD_PAGES.keys())
+def test_a_bad_candle_page_that_persists_fails_the_symbol(cfg, server, make_fault):
+    df = btc_1h()
+    server.add_candles("BTC", "1h", df)
+    server.inject("candleSnapshot", normal(), *[make_fault() for _ in range(MAX_RETRIES + 1)])
+    now = df["date"].iloc[-1] + pd.Timedelta(minutes=30)
+    h = Harness(cfg, server, now, meta=recorded_meta())
+    with pytest.raises(
+        SourceError,
+        match=r"hyperliquid candleSnapshot symbol=BTC coin=BTC tf=1h span=\[2024-07-18T04:00:00\+00:00, "
+        r"2024-09-06T03:30:00\+00:00\] .*gave up after 4 tries: BadPage: hyperliquid:BTC:1h: "
+        r"(an empty|a repeated) page at 2024-08-08T00:00:00\+00:00",
+    ):
+        h.source.fetch_ohlcv("BTC", "1h", df["date"].iloc[-1200], now)
+
+
+@pytest.mark.parametrize("make_fault", BAD_PAGES.values(), ids=BAD_PAGES.keys())
+def test_a_bad_funding_page_mid_history_is_retried_then_fails(cfg, server, make_fault):
+    recorded = recorded_btc_funding()
+    h = Harness(cfg, server, CASSETTE_NOW, meta=recorded_meta())
+    server.inject("fundingHistory", normal(), make_fault())
+    out = h.source.fetch_funding("BTC", ts(1681923833000), CASSETTE_NOW)
+    assert out["time"].tolist() == [r["time"] for r in recorded]  # all 1038, not the 500 of page one
+    assert server.count("fundingHistory") == 4 and len(h.sleeps) == 1
+
+    server.inject("fundingHistory", normal(), *[make_fault() for _ in range(MAX_RETRIES + 1)])
+    with pytest.raises(
+        SourceError,
+        match=r"hyperliquid fundingHistory symbol=BTC coin=BTC span=\[2023-04-19T.*, 2023-07-17T21:43:24\+00:00\]"
+        r" since=.*gave up after 4 tries: BadPage: .*page at 2023-06-25",
+    ):
+        h.source.fetch_funding("BTC", ts(1681923833000), CASSETTE_NOW)
+
+
+def test_a_short_funding_page_short_of_the_present_is_followed(cfg, server):
+    """Should the 500-row cap shrink, a short page in the middle costs a request, never rows."""
+    server.hl_max_rows = 300
+    h = Harness(cfg, server, CASSETTE_NOW, meta=recorded_meta())
+    out = h.source.fetch_funding("BTC", ts(1681923833000), CASSETTE_NOW)
+    assert len(out) == 1038 and server.count("fundingHistory") == 4 and h.sleeps == []
 
 
 # --------------------------------------------------------------------------------------- faults

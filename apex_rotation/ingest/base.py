@@ -43,6 +43,12 @@ class MalformedResponse(DataError):
     """
 
 
+class BadPage(MalformedResponse):
+    """A page that cannot be the end of history: empty, or no newer than the previous one, while the span
+    asked for reaches further. Retried like a cut body; if it stays bad the symbol fails (never a short
+    history stored as if complete)."""
+
+
 class UnsupportedData(SourceError):
     """The source does not provide this kind of data (e.g. funding from a spot exchange)."""
 
@@ -74,12 +80,69 @@ class MarketDataSource(ABC):
         """Only for sources with `has_open_interest_history`; columns `time, open_interest`."""
         raise UnsupportedData(f"{self.name} has no open-interest history")
 
+    def unlisted(self, symbols: Sequence[str]) -> list[str]:
+        """The basket symbols of `symbols` this source cannot serve, in the order given ([] = all served).
+
+        For a pre-flight check before a refresh: a symbol returned here would fail its fetch. Each source
+        maps a basket symbol through its `aliases` (a live venue: the ticker trading now; `files`: any of
+        the symbol's alias tickers) and asks what it lists: `files` has a 1h file for it under the data
+        folder, `ccxt` lists `<ticker>/<basket.quote>` among the exchange's markets, `hyperliquid` lists
+        the coin in its perp universe (`meta`). `synthetic` serves any symbol (it invents the ones without
+        a hand-set profile, and logs one line naming them). Live sources send at most one request (the
+        market list, with the usual retries); a venue that cannot answer raises `SourceError`.
+        """
+        return []
+
     def history_window(self) -> tuple[pd.Timestamp, pd.Timestamp] | None:
         """The span of open times the source can serve, when it is fixed (synthetic); None for live venues."""
         return None
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release sessions; sources without any keep the default."""
+
+
+def check_page(
+    opens: Sequence[int],
+    start_ms: int,
+    end_ms: int,
+    slack_ms: int,
+    *,
+    source: str,
+    symbol: str,
+    timeframe: str = "?",
+) -> bool:
+    """Judge one forward page of a history asked for from `start_ms` to `end_ms` (both ms, inclusive).
+
+    `opens` are the page's row times. Returns True when the page ends the history: it is empty, or
+    reaches no further than the span's end, *and* `start_ms` is within `slack_ms` (about two bars) of
+    `end_ms` (the present, or the `until` asked for). Returns False when paging must go on. Raises
+    `BadPage` (retried, then fatal) for a page that is empty in the middle of the span, or that holds
+    nothing at or after `start_ms` (a repeated page). A first page starting later than `start_ms` is fine:
+    the instrument was listed later.
+    """
+    if opens and max(opens) >= start_ms:
+        return False
+    reaches_end = start_ms >= end_ms - slack_ms
+    if not opens and reaches_end:
+        return True
+    kind = "an empty page" if not opens else "a repeated page"
+    newest = f" (its newest row is at {_iso_ms(max(opens))})" if opens else ""
+    raise BadPage(
+        f"{kind} at {_iso_ms(start_ms)}{newest}, {(end_ms - start_ms) / 3_600_000:.1f}h before the end "
+        f"of the span asked for ({_iso_ms(end_ms)}): not the end of history",
+        source=source,
+        symbol=symbol,
+        timeframe=timeframe,
+    )
+
+
+def _iso_ms(ms: int) -> str:
+    return pd.Timestamp(int(ms), unit="ms", tz="UTC").isoformat()
+
+
+def span_text(lo_ms: int, hi_ms: int) -> str:
+    """`[2024-01-01T00:00:00+00:00, 2024-04-15T00:00:00+00:00]`: a paged span, for error messages."""
+    return f"[{_iso_ms(lo_ms)}, {_iso_ms(hi_ms)}]"
 
 
 def to_ms(ts: object, what: str, *, source: str, symbol: str = "?", timeframe: str = "?") -> int:

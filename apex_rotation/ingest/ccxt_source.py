@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import TypeVar
 
@@ -21,7 +21,15 @@ import pandas as pd
 from apex_rotation.bars import OHLCV_COLUMNS, RAW_OHLCV_COLUMNS, empty_raw_ohlcv
 from apex_rotation.config import AppConfig
 from apex_rotation.ingest.aliases import ticker_segments
-from apex_rotation.ingest.base import DataError, MalformedResponse, MarketDataSource, SourceError, to_ms
+from apex_rotation.ingest.base import (
+    DataError,
+    MalformedResponse,
+    MarketDataSource,
+    SourceError,
+    check_page,
+    span_text,
+    to_ms,
+)
 from apex_rotation.retry import backoff_policy, call_with_retries, describe_error, parse_retry_after
 from apex_rotation.timeframes import TIMEFRAME_MS, utc_now
 
@@ -33,6 +41,8 @@ PAGE_LIMITS: dict[str, int] = {"binance": 1000}
 #: Only the markets we trade, so `load_markets` is one request (Binance otherwise adds futures endpoints).
 MARKET_OPTIONS: dict[str, dict] = {"binance": {"fetchMarkets": {"types": ["spot"]}}}
 #: ccxt's network failures (rate limit, DDoS protection, 5xx, timeout, reset) and cut bodies are retried.
+#: An empty page this close to the end of the span asked for (in bars) is the end of history, not a fault.
+END_SLACK_BARS = 2
 RETRY_ON: tuple[type[BaseException], ...] = (ccxt.NetworkError, MalformedResponse)
 
 
@@ -82,6 +92,20 @@ class CcxtSource(MarketDataSource):
         url = api_url if api_url is not None else cfg.data_sources.ccxt_url
         if url:
             point_at(self.exchange, url)
+        self._handle_errors = self.exchange.handle_errors
+        self.exchange.handle_errors = self._refuse_non_json
+
+    def _refuse_non_json(self, code, reason, url, method, headers, body, response, *rest):
+        """A 2xx body that is not JSON (cut short, an HTML page) fails at once: ccxt would hand the text
+        on, and parsing its characters as candles costs seconds before the check in `_page` sees it."""
+        if response is None and isinstance(code, int) and code < 400:
+            raise MalformedResponse(
+                f"the {self.exchange_id} response to {method} {url} is not JSON (truncated or an error "
+                f"page?): {str(body)[:60]!r}",
+                source=self.name,
+                symbol="*",
+            )
+        return self._handle_errors(code, reason, url, method, headers, body, response, *rest)
 
     # -- requests --------------------------------------------------------------------------------
     def _request(self, what: str, fn: Callable[[], T]) -> T:
@@ -124,7 +148,10 @@ class CcxtSource(MarketDataSource):
 
         self._request(f"{self.exchange_id} load_markets (for symbol={symbol})", load)
 
-    def _page(self, symbol: str, pair: str, timeframe: str, since_ms: int, until_ms: int) -> list[list]:
+    def _page(
+        self, symbol: str, pair: str, timeframe: str, since_ms: int, until_ms: int
+    ) -> tuple[list[list], bool]:
+        """One page from `since_ms`, and whether it ends the history; a bad page raises (and is retried)."""
         rows = self.exchange.fetch_ohlcv(
             pair, timeframe, since_ms, PAGE_LIMITS.get(self.exchange_id), {"until": until_ms}
         )
@@ -135,7 +162,17 @@ class CcxtSource(MarketDataSource):
                 symbol=symbol,
                 timeframe=timeframe,
             )
-        return rows
+        step = TIMEFRAME_MS[timeframe]
+        done = check_page(
+            [int(r[0]) for r in rows],
+            since_ms,
+            until_ms,
+            END_SLACK_BARS * step,
+            source=self.name,
+            symbol=symbol,
+            timeframe=timeframe,
+        )
+        return rows, done
 
     # -- MarketDataSource ------------------------------------------------------------------------
     def fetch_ohlcv(
@@ -168,30 +205,39 @@ class CcxtSource(MarketDataSource):
         out[OHLCV_COLUMNS] = out[OHLCV_COLUMNS].astype("float64")
         return out
 
+    def unlisted(self, symbols: Sequence[str]) -> list[str]:
+        """The symbols whose pair now (`<ticker>/<basket.quote>`, the ticker through the exchange's aliases)
+        is not among the exchange's markets; one `load_markets` request, none when `symbols` is empty."""
+        if not symbols:
+            return []
+        self._ensure_markets(",".join(symbols))
+        pairs = {symbol: self._pair_now(symbol) for symbol in symbols}
+        return [symbol for symbol, pair in pairs.items() if pair is None or pair not in self.exchange.markets]
+
+    def _pair_now(self, symbol: str) -> str | None:
+        now = self._clock()
+        pieces = ticker_segments(self.cfg.ticker_spans(self.venue, symbol), now, now)
+        return f"{pieces[0][0]}/{self.cfg.basket.quote}" if pieces else None
+
     def _fetch_pair(self, symbol: str, pair: str, timeframe: str, lo_ms: int, hi_ms: int) -> list[list]:
-        """Page forward from `lo_ms` to `hi_ms` (open times, inclusive) until an empty or stuck page."""
+        """Page forward from `lo_ms` to `hi_ms` (open times, inclusive) until past `hi_ms` or the end of
+        history (`check_page`); an empty or repeated page before that is retried, then fails the symbol."""
         step = TIMEFRAME_MS[timeframe]
         rows: list[list] = []
         start, requests = lo_ms, 0
         self._ensure_markets(symbol)
+        span = span_text(lo_ms, hi_ms)
         while start <= hi_ms:
-            what = f"{self.exchange_id} fetch_ohlcv symbol={symbol} pair={pair} tf={timeframe} since={start}"
-            page = self._request(what, partial(self._page, symbol, pair, timeframe, start, hi_ms))
+            what = (
+                f"{self.exchange_id} fetch_ohlcv symbol={symbol} pair={pair} tf={timeframe} span={span} "
+                f"since={start}"
+            )
+            page, done = self._request(what, partial(self._page, symbol, pair, timeframe, start, hi_ms))
             requests += 1
-            if not page:
+            if done:
                 break
             rows.extend(page)
-            nxt = max(int(r[0]) for r in page) + step
-            if nxt <= start:  # the page repeats what we have: stop rather than loop
-                log.warning(
-                    "stuck_page source=ccxt exchange=%s pair=%s tf=%s since=%d",
-                    self.exchange_id,
-                    pair,
-                    timeframe,
-                    start,
-                )
-                break
-            start = nxt
+            start = max(int(r[0]) for r in page) + step
         log.info(
             "fetched source=ccxt exchange=%s symbol=%s pair=%s tf=%s rows=%d requests=%d",
             self.exchange_id,

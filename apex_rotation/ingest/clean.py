@@ -76,13 +76,14 @@ def clean_ohlcv(
     notes = dict.fromkeys(NOTE_KEYS, 0)
     if len(raw) == 0:
         if allow_empty:
+            _log_notes(where, 0, notes)
             return CleanResult(empty_bars(timeframe), notes)
         raise DataError("empty response: no bars at all (a first fetch must return bars)", **where)
     missing = [c for c in RAW_OHLCV_COLUMNS if c not in raw.columns]
     if missing:
         raise DataError(f"missing fields {missing}; the response has {list(raw.columns)}", **where)
 
-    t, notes["strings_coerced"] = _open_times_ns(raw[INDEX_NAME], where)
+    t, time_strings = _open_times_ns(raw[INDEX_NAME], where)
     _check_ticker(raw, ticker, t, where)
     _fail_first(t % step != 0, t, f"open time is off the {timeframe} UTC grid", where)
     future = t > now_ns
@@ -93,7 +94,9 @@ def clean_ohlcv(
     t = t[closed]
     ohlcv = raw[OHLCV_COLUMNS] if closed.all() else raw[OHLCV_COLUMNS][closed]
     values, coerced = _numbers(ohlcv, t, where)
-    notes["strings_coerced"] += coerced
+    notes["strings_coerced"] = (
+        int(time_strings[closed].sum()) + coerced
+    )  # closed rows only: the unclosed one is dropped unparsed
     _check_values(values, t, where)
 
     notes["reordered"] = int((np.diff(t) < 0).sum())
@@ -120,17 +123,22 @@ def clean_ohlcv(
         )
 
     bars = bars_frame(t, dict(zip(OHLCV_COLUMNS, values.T, strict=True)), timeframe)
-    cleaned = any(notes.values())
-    log.log(
-        logging.INFO if cleaned else logging.DEBUG,
-        "clean_ohlcv source=%s symbol=%s timeframe=%s rows=%d %s",
-        source,
-        symbol,
-        timeframe,
-        len(bars),
-        " ".join(f"{k}={v}" for k, v in notes.items()),
-    )
+    _log_notes(where, len(bars), notes)
     return CleanResult(bars, notes)
+
+
+def _log_notes(where: dict, rows: int, notes: dict[str, int]) -> None:
+    """One line per call: the non-zero cleaning counts at INFO, or `nothing_cleaned` at DEBUG."""
+    counts = " ".join(f"{k}={v}" for k, v in notes.items() if v) or "nothing_cleaned"
+    log.log(
+        logging.INFO if any(notes.values()) else logging.DEBUG,
+        "clean_ohlcv source=%s symbol=%s timeframe=%s rows=%d %s",
+        where["source"],
+        where["symbol"],
+        where["timeframe"],
+        rows,
+        counts,
+    )
 
 
 def _iso(ns: int) -> str:
@@ -154,18 +162,19 @@ def _now_ns(now: pd.Timestamp | None, where: dict) -> int:
     return now.tz_convert("UTC").as_unit("ns").value
 
 
-def _open_times_ns(col: pd.Series, where: dict) -> tuple[np.ndarray, int]:
-    """open_time as int64 ns UTC, and how many numeric strings were coerced on the way."""
+def _open_times_ns(col: pd.Series, where: dict) -> tuple[np.ndarray, np.ndarray]:
+    """open_time as int64 ns UTC, and a mask of the rows whose open time was a numeric string."""
     missing = np.flatnonzero(col.isna().to_numpy())
     if missing.size:
         raise DataError(f"open_time is missing in row {missing[0]} ({missing.size} row(s))", **where)
+    no_strings = np.zeros(len(col), dtype=bool)
     if isinstance(col.dtype, pd.DatetimeTZDtype):
-        return pd.DatetimeIndex(col).tz_convert("UTC").as_unit("ns").asi8, 0
+        return pd.DatetimeIndex(col).tz_convert("UTC").as_unit("ns").asi8, no_strings
     if pd.api.types.is_datetime64_dtype(col):
         raise DataError(
             "open_time is naive (no timezone); bars must carry UTC times", **where, at=col.iloc[0]
         )
-    coerced = 0
+    strings = no_strings
     if col.dtype == object:
         kind = pd.api.types.infer_dtype(col, skipna=False)
         if kind in ("datetime", "datetime64"):
@@ -174,12 +183,12 @@ def _open_times_ns(col: pd.Series, where: dict) -> tuple[np.ndarray, int]:
                 raise DataError(
                     "open_time is naive (no timezone); bars must carry UTC times", **where, at=naive[0]
                 )
-            return pd.DatetimeIndex(pd.to_datetime(col, utc=True)).as_unit("ns").asi8, 0
+            return pd.DatetimeIndex(pd.to_datetime(col, utc=True)).as_unit("ns").asi8, no_strings
         number = pd.to_numeric(col, errors="coerce")
         bad = np.flatnonzero(number.isna().to_numpy())
         if bad.size:
             raise DataError(f"open_time {col.iloc[bad[0]]!r} (row {bad[0]}) is not an epoch integer", **where)
-        coerced = int(col.map(lambda x: isinstance(x, str)).sum())
+        strings = col.map(lambda x: isinstance(x, str)).to_numpy(dtype=bool)
         col = number
     if not pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
         raise DataError(f"open_time has dtype {col.dtype}; expected epoch ms/µs or UTC timestamps", **where)
@@ -193,7 +202,7 @@ def _open_times_ns(col: pd.Series, where: dict) -> tuple[np.ndarray, int]:
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         raise DataError(f"open_time {int(values[row])} (row {row}) is neither epoch ms nor µs", **where)
-    return ns, coerced
+    return ns, strings
 
 
 def _check_ticker(raw: pd.DataFrame, ticker: str | Iterable[str] | None, t: np.ndarray, where: dict) -> None:

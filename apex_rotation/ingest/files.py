@@ -14,16 +14,19 @@ rows carry the ticker they came from. Like every source it only parses: `clean_o
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from apex_rotation.bars import OHLCV_COLUMNS, RAW_OHLCV_COLUMNS, empty_raw_ohlcv
 from apex_rotation.config import AppConfig
 from apex_rotation.ingest.aliases import ticker_segments
 from apex_rotation.ingest.base import DataError, MarketDataSource, SourceError
 from apex_rotation.ingest.clean import epoch_to_ns
+from apex_rotation.retry import describe_error
 from apex_rotation.timeframes import BASE_TIMEFRAME
 
 log = logging.getLogger(__name__)
@@ -75,6 +78,17 @@ class FilesSource(MarketDataSource):
         out = pd.concat(pieces, ignore_index=True)
         return out.sort_values("open_time", kind="stable", ignore_index=True)
 
+    def unlisted(self, symbols: Sequence[str]) -> list[str]:
+        """The symbols with no 1h file under the data folder for any of their `files` alias tickers
+        (MATIC is served by a MATIC or a POL file); reads no file, only looks for names."""
+        return [
+            symbol
+            for symbol in symbols
+            if not any(
+                self.paths(span.ticker, BASE_TIMEFRAME)[0] for span in self.cfg.ticker_spans(VENUE, symbol)
+            )
+        ]
+
     def paths(self, ticker: str, timeframe: str) -> tuple[list[Path], list[str]]:
         """The files holding `ticker` bars of `timeframe`, sorted, and the glob patterns searched."""
         quote = self.cfg.basket.quote
@@ -111,7 +125,10 @@ def _read(path: Path, symbol: str, timeframe: str) -> pd.DataFrame:
 
 
 def _read_feather(path: Path, where: dict) -> pd.DataFrame:
-    frame = pd.read_feather(path)
+    try:
+        frame = pd.read_feather(path)
+    except (OSError, ValueError, pa.ArrowException) as exc:  # cut short, not Arrow IPC, unreadable
+        raise DataError(f"{path} is not a readable feather file: {describe_error(exc)}", **where) from None
     missing = [c for c in FEATHER_COLUMNS if c not in frame.columns]
     if missing:
         raise DataError(f"{path} lacks columns {missing}; it has {list(frame.columns)}", **where)
@@ -122,16 +139,18 @@ def _read_feather(path: Path, where: dict) -> pd.DataFrame:
 
 
 def _read_kline_csv(path: Path, where: dict) -> pd.DataFrame:
-    with path.open() as fh:
-        first_field = fh.readline().split(",")[0].strip()
-    header = 0 if first_field and not first_field.isdigit() else None
     try:
-        frame = pd.read_csv(path, header=header)
-    except (pd.errors.EmptyDataError, pd.errors.ParserError) as exc:
-        raise DataError(f"{path} is not a kline CSV: {exc}", **where) from None
+        with path.open() as fh:
+            first_field = fh.readline().split(",")[0].strip()
+        header = 0 if first_field and not first_field.isdigit() else None
+        frame = pd.read_csv(path, header=header, dtype=str, keep_default_na=False)
+    except (OSError, UnicodeDecodeError, pd.errors.EmptyDataError, pd.errors.ParserError) as exc:
+        raise DataError(f"{path} is not a kline CSV: {describe_error(exc)}", **where) from None
     if frame.shape[1] != len(KLINE_COLUMNS):
         raise DataError(f"{path} has {frame.shape[1]} columns; a Binance kline CSV has 12", **where)
     frame.columns = KLINE_COLUMNS
+    _refuse_short_rows(path, frame, header is not None, where)
+    frame[OHLCV_COLUMNS] = frame[OHLCV_COLUMNS].apply(_kline_numbers(path, header is not None, where))
     raw_open = pd.to_numeric(frame["open_time"], errors="coerce")
     bad = np.flatnonzero(raw_open.isna().to_numpy() | (raw_open % 1 != 0).to_numpy())
     if bad.size:
@@ -147,3 +166,38 @@ def _read_kline_csv(path: Path, where: dict) -> pd.DataFrame:
             f"{path} line {line}: open_time {raw_open.iloc[bad[0]]} is not a whole epoch ms/µs", **where
         )
     return frame[OHLCV_COLUMNS].assign(open_time=open_ns // 1_000_000)[RAW_OHLCV_COLUMNS]
+
+
+def _refuse_short_rows(path: Path, frame: pd.DataFrame, has_header: bool, where: dict) -> None:
+    """Every row must have all 12 fields: a line cut short (a truncated download) is an error naming the
+    line and the field it stops in, never a row with a shortened last value."""
+    empty = (frame.isna() | (frame == "")).to_numpy()
+    rows = np.flatnonzero(empty.any(axis=1))
+    if rows.size == 0:
+        return
+    i = int(rows[0])
+    first_empty = int(np.flatnonzero(empty[i])[0])
+    cut = KLINE_COLUMNS[first_empty - 1] if first_empty else None
+    line = i + 1 + has_header
+    how = f"stops in field {cut!r} ({first_empty} of 12 fields)" if cut else "has no fields"
+    if not empty[i, first_empty:].all():
+        how = f"has field {KLINE_COLUMNS[first_empty]!r} empty"
+    raise DataError(
+        f"{path} line {line} {how}: a truncated or damaged row ({rows.size} such line(s))", **where
+    )
+
+
+def _kline_numbers(path: Path, has_header: bool, where: dict):
+    """Column → float64; a value that is not a number is an error naming the file, line and field."""
+
+    def convert(col: pd.Series) -> pd.Series:
+        try:
+            return col.astype("float64")  # Python's float: correctly rounded, like the other sources
+        except ValueError:
+            bad = np.flatnonzero(pd.to_numeric(col, errors="coerce").isna().to_numpy())
+            line = int(bad[0]) + 1 + has_header
+            raise DataError(
+                f"{path} line {line}: {col.name} {col.iloc[bad[0]]!r} is not a number", **where
+            ) from None
+
+    return convert

@@ -29,6 +29,8 @@ from apex_rotation.ingest.base import (
     MalformedResponse,
     MarketDataSource,
     SourceError,
+    check_page,
+    span_text,
     to_ms,
 )
 from apex_rotation.retry import (
@@ -45,14 +47,25 @@ log = logging.getLogger(__name__)
 VENUE = "hyperliquid"
 #: Only the most recent 5000 candles of a timeframe exist; older `since` values are clamped.
 MAX_CANDLES = 5000
-#: fundingHistory answers at most this many rows; a shorter page is the end of the range. (Should the cap
-#: shrink, a refresh stops early but loses nothing: the next one resumes after the last stored row.)
+#: fundingHistory answers at most this many rows; a shorter page reaching the present is the last one
+#: (one that does not is followed by another request, so a shrunken cap costs requests, not rows).
 FUNDING_PAGE_ROWS = 500
+#: Funding was paid 8-hourly until this time, hourly since.
+HOURLY_FUNDING_SINCE_MS = 1686182400000  # 2023-06-08T00:00:00Z
+#: An empty page this close (in bars or funding intervals) to the end of the span is the end of history.
+END_SLACK_BARS = 2
 RETRY_ON: tuple[type[BaseException], ...] = (TransientError, MalformedResponse)
+#: 4xx statuses that mean "slow down", retried with backoff (418 is the ban status Binance-style gateways send).
+RATE_LIMIT_STATUSES = (418, 429)
 _TRANSPORT_ERRORS = (requests.Timeout, requests.ConnectionError, requests.exceptions.ChunkedEncodingError)
 _EMPTY_SPOT_META: dict = {"universe": [], "tokens": []}
 _CANDLE_KEYS = ("t", "s", "o", "h", "l", "c", "v")
 _FUNDING_KEYS = ("coin", "time", "fundingRate", "premium")
+
+
+def funding_interval_ms(at_ms: int) -> int:
+    """How often funding is paid at `at_ms`: 8h before 2023-06-08, 1h since."""
+    return 3_600_000 if at_ms >= HOURLY_FUNDING_SINCE_MS else 8 * 3_600_000
 
 
 class HyperliquidSource(MarketDataSource):
@@ -110,17 +123,17 @@ class HyperliquidSource(MarketDataSource):
                 f"HTTP {exc.status_code}: {str(exc.message)[:200]}", self._retry_after()
             ) from exc
         except ClientError as exc:
-            if exc.status_code == 429:
+            if exc.status_code in RATE_LIMIT_STATUSES:
                 raise TransientError(
-                    f"HTTP 429: {str(exc.error_message)[:200]}", self._retry_after()
+                    f"HTTP {exc.status_code}: {str(exc.error_message)[:200]}", self._retry_after()
                 ) from exc
             raise SourceError(f"{what}: HTTP {exc.status_code}: {str(exc.error_message)[:200]}") from exc
         except KeyError as exc:  # SDK bug: a 4xx JSON body without "code"
             status = self._last_status[0] if self._last_status else None
             if status is None or status < 400:
                 raise
-            if status == 429:
-                raise TransientError("HTTP 429 (body without code)", self._retry_after()) from exc
+            if status in RATE_LIMIT_STATUSES:
+                raise TransientError(f"HTTP {status} (body without code)", self._retry_after()) from exc
             raise SourceError(f"{what}: HTTP {status} (body without code)") from exc
         if isinstance(result, dict) and str(result.get("error", "")).startswith("Could not parse JSON"):
             raise MalformedResponse(f"{what}: the body is not JSON (truncated?)", source=VENUE)
@@ -156,12 +169,32 @@ class HyperliquidSource(MarketDataSource):
         self.info.set_perp_meta(meta, 0)
         self._coins = {u["name"] for u in meta["universe"]}
 
-    def _coin(self, symbol: str, coin: str) -> str:
-        """`coin` if the perp universe lists it (meta loads once); else a clear error, before any request."""
+    def _listed_coins(self) -> set[str]:
+        """The perp universe's coin names (`meta`, loaded once per instance unless given)."""
         if self._coins is None:
             self._request("hyperliquid meta", lambda: self._set_meta(self.info.meta()))
         assert self._coins is not None
-        if coin not in self._coins:
+        return self._coins
+
+    def unlisted(self, symbols: Sequence[str]) -> list[str]:
+        """The symbols whose coin now (through aliases.hyperliquid) is not in the perp universe (`meta`);
+        at most one request, none when `symbols` is empty or meta was given."""
+        if not symbols:
+            return []
+        coins = self._listed_coins()
+        out = []
+        for symbol in symbols:
+            try:
+                coin = self._coin_now(symbol)
+            except SourceError:
+                coin = None
+            if coin not in coins:
+                out.append(symbol)
+        return out
+
+    def _coin(self, symbol: str, coin: str) -> str:
+        """`coin` if the perp universe lists it (meta loads once); else a clear error, before any request."""
+        if coin not in self._listed_coins():
             raise SourceError(
                 f"hyperliquid lists no perp {coin!r} for basket symbol {symbol}; "
                 "add an alias under aliases.hyperliquid"
@@ -213,25 +246,27 @@ class HyperliquidSource(MarketDataSource):
         return self._candle_frame(symbol, timeframe, rows)
 
     def _candles(self, symbol: str, coin: str, timeframe: str, lo_ms: int, hi_ms: int) -> list[dict]:
-        """Page forward (≤500 rows a response) until an empty or stuck page, or past `hi_ms`."""
+        """Page forward (≤500 rows a response) past `hi_ms` or to the end of history (`check_page`); an
+        empty or repeated page before that is retried, then fails the symbol."""
         step = TIMEFRAME_MS[timeframe]
         rows: list[dict] = []
         start, requests_sent = lo_ms, 0
+        span = span_text(lo_ms, hi_ms)
         while start <= hi_ms:
-            what = f"hyperliquid candleSnapshot symbol={symbol} coin={coin} tf={timeframe} since={start}"
-            page = self._request(
-                what, partial(self._page, self.info.candles_snapshot, coin, timeframe, start, hi_ms)
+            what = (
+                f"hyperliquid candleSnapshot symbol={symbol} coin={coin} tf={timeframe} span={span} "
+                f"since={start}"
             )
+            call = partial(self.info.candles_snapshot, coin, timeframe, start, hi_ms)
+            checked = partial(
+                self._checked_page, call, _CANDLE_KEYS, "t", start, hi_ms, END_SLACK_BARS * step
+            )
+            page, done = self._request(what, partial(checked, symbol, timeframe))
             requests_sent += 1
-            self._check_rows(page, _CANDLE_KEYS, symbol, timeframe)
-            if not page:
+            if done:
                 break
             rows.extend(page)
-            nxt = max(int(r["t"]) for r in page) + step
-            if nxt <= start:  # the page repeats what we have: stop rather than loop
-                log.warning("stuck_page source=hyperliquid coin=%s tf=%s since=%d", coin, timeframe, start)
-                break
-            start = nxt
+            start = max(int(r["t"]) for r in page) + step
         log.info(
             "fetched source=hyperliquid symbol=%s coin=%s tf=%s rows=%d requests=%d",
             symbol,
@@ -242,14 +277,40 @@ class HyperliquidSource(MarketDataSource):
         )
         return rows
 
+    def _checked_page(
+        self,
+        call: Callable[[], Any],
+        keys: Sequence[str],
+        time_key: str,
+        start_ms: int,
+        end_ms: int,
+        slack_ms: int,
+        symbol: str,
+        timeframe: str = "?",
+    ) -> tuple[list[dict], bool]:
+        """One page with its rows checked, and whether it ends the history (`check_page`)."""
+        page = self._page(call)
+        self._check_rows(page, keys, symbol, timeframe)
+        times = self._numbers(
+            pd.Series([r[time_key] for r in page], dtype=object), time_key, symbol, timeframe
+        )
+        done = check_page(
+            times.astype("int64").tolist(),
+            start_ms,
+            end_ms,
+            slack_ms,
+            source=VENUE,
+            symbol=symbol,
+            timeframe=timeframe,
+        )
+        return page, done
+
     @staticmethod
-    def _page(call: Callable[..., Any], *args: Any) -> list:
+    def _page(call: Callable[[], Any]) -> list:
         """One SDK page call; anything but a list is a malformed body (retried)."""
-        page = call(*args)
+        page = call()
         if not isinstance(page, list):
-            raise MalformedResponse(
-                f"expected a list of rows, got {str(page)[:200]}", source=VENUE, symbol=args[0]
-            )
+            raise MalformedResponse(f"expected a list of rows, got {str(page)[:200]}", source=VENUE)
         return page
 
     @staticmethod
@@ -316,27 +377,29 @@ class HyperliquidSource(MarketDataSource):
         )
 
     def _funding(self, symbol: str, coin: str, lo_ms: int, hi_ms: int) -> list[dict]:
+        """Page forward from the last row + 1 ms; a short page that reaches the present ends it, an empty or
+        repeated page before that is retried, then fails the symbol."""
         rows: list[dict] = []
         start, requests_sent = lo_ms, 0
+        span = span_text(lo_ms, hi_ms)
+        slack = END_SLACK_BARS * funding_interval_ms(hi_ms)
         while start <= hi_ms:
-            what = f"hyperliquid fundingHistory symbol={symbol} coin={coin} since={start}"
-            page = self._request(what, partial(self._page, self.info.funding_history, coin, start, hi_ms))
+            what = f"hyperliquid fundingHistory symbol={symbol} coin={coin} span={span} since={start}"
+            call = partial(self.info.funding_history, coin, start, hi_ms)
+            checked = partial(self._checked_page, call, _FUNDING_KEYS, "time", start, hi_ms, slack)
+            page, done = self._request(what, partial(checked, symbol))
             requests_sent += 1
-            self._check_rows(page, _FUNDING_KEYS, symbol)
             wrong = sorted({r["coin"] for r in page} - {coin})
             if wrong:
                 raise DataError(
                     f"fundingHistory for {coin} returned rows of {wrong}", source=VENUE, symbol=symbol
                 )
-            if not page:
+            if done:
                 break
             rows.extend(page)
             last = max(int(r["time"]) for r in page)
-            if last < start:
-                log.warning("stuck_page source=hyperliquid kind=funding coin=%s since=%d", coin, start)
-                break
-            if len(page) < FUNDING_PAGE_ROWS:  # saves the empty request that would confirm the end
-                break
+            if len(page) < FUNDING_PAGE_ROWS and last >= hi_ms - slack:
+                break  # a short page reaching the present: saves the empty request that would confirm it
             start = last + 1
         log.info(
             "fetched source=hyperliquid kind=funding symbol=%s coin=%s rows=%d requests=%d",
@@ -348,11 +411,9 @@ class HyperliquidSource(MarketDataSource):
         return rows
 
     # -- open interest ---------------------------------------------------------------------------
-    def fetch_open_interest(self, symbols: Sequence[str]) -> pd.DataFrame:
-        """One `metaAndAssetCtxs` call: a snapshot row per symbol (open interest in coins, hourly funding)."""
-        coins = {symbol: self._coin_now(symbol) for symbol in symbols}
-        data = self._request("hyperliquid metaAndAssetCtxs", self.info.meta_and_asset_ctxs)
-        time_ms = to_ms(self._clock(), "now", source=VENUE)
+    def _meta_and_ctxs(self) -> list:
+        """One `metaAndAssetCtxs` call; anything but `[meta, ctxs]` aligned is a bad body (retried)."""
+        data = self.info.meta_and_asset_ctxs()
         if not (
             isinstance(data, list)
             and len(data) == 2
@@ -361,7 +422,17 @@ class HyperliquidSource(MarketDataSource):
             and isinstance(data[1], list)
             and len(data[1]) == len(data[0]["universe"])
         ):
-            raise DataError(f"metaAndAssetCtxs is not [meta, ctxs] aligned: {str(data)[:200]}", source=VENUE)
+            raise MalformedResponse(
+                f"metaAndAssetCtxs is not [meta, ctxs] aligned: {str(data)[:200]}", source=VENUE
+            )
+        return data
+
+    def fetch_open_interest(self, symbols: Sequence[str]) -> pd.DataFrame:
+        """One `metaAndAssetCtxs` call: a snapshot row per symbol (open interest in coins, hourly funding)."""
+        coins = {symbol: self._coin_now(symbol) for symbol in symbols}
+        what = f"hyperliquid metaAndAssetCtxs symbols={list(coins)}"
+        data = self._request(what, self._meta_and_ctxs)
+        time_ms = to_ms(self._clock(), "now", source=VENUE)
         ctx_by_coin = {u["name"]: ctx for u, ctx in zip(data[0]["universe"], data[1], strict=True)}
         missing = sorted(s for s, c in coins.items() if c not in ctx_by_coin)
         if missing:

@@ -6,6 +6,7 @@ generates the market lazily, once per instance. See docs/synthetic-market.md.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from functools import cached_property
 
@@ -16,7 +17,19 @@ from apex_rotation.config import AppConfig
 from apex_rotation.ingest.base import MarketDataSource, SourceError, UnsupportedData, to_ms
 from apex_rotation.ingest.synthetic.market import INTEREST, SyntheticMarket, build_market
 from apex_rotation.ingest.synthetic.numeric import HOUR_MS
-from apex_rotation.ingest.synthetic.profiles import make_profiles, profile_table
+from apex_rotation.ingest.synthetic.profiles import (
+    _ALT_PROFILES,  # the hand-set tables: a symbol outside them is drawn from the seed
+    _APEX_PROFILES,
+    make_profiles,
+    profile_table,
+)
+
+log = logging.getLogger(__name__)
+
+
+def _hand_set(cfg: AppConfig, symbol: str) -> dict:
+    """The hand-set profile table that applies to `symbol` (apex assets and alts have separate ones)."""
+    return _APEX_PROFILES if symbol in cfg.basket.apex_assets else _ALT_PROFILES
 
 
 class SyntheticSource(MarketDataSource):
@@ -46,6 +59,18 @@ class SyntheticSource(MarketDataSource):
         """Per symbol: role, kind, factor, beta, corr (targets vs the factor), idio_vol and vol (hourly
         stdevs at average volatility), starting price and hourly notional volume. Needs no generation."""
         return profile_table(make_profiles(self.cfg))
+
+    def unlisted(self, symbols: Sequence[str]) -> list[str]:
+        """None of the basket: the market is generated. Symbols outside the basket are returned (they cannot
+        be served); the basket symbols without a hand-set profile are invented, and one line says which."""
+        invented = [s for s in symbols if s in self.cfg.basket.names and s not in _hand_set(self.cfg, s)]
+        if invented:
+            log.info(
+                "synthetic invents symbols=%s reason=no_hand_set_profile (drawn from seed=%d and the name)",
+                ",".join(invented),
+                self.cfg.synthetic.seed,
+            )
+        return [s for s in symbols if s not in self.cfg.basket.names]
 
     def _row(self, symbol: str) -> int:
         if symbol not in self.cfg.basket.names:
