@@ -1,67 +1,142 @@
-"""The `apex` command line: `apex refresh`, `apex audit` (and `uv run refresh` for `apex refresh`)."""
+"""The `apex` command line: `apex run`, `apex refresh`, `apex audit` (and `uv run refresh` for `apex refresh`).
+
+Exit codes: 0 done (warnings, such as a WARN-severity check or a perps-venue outage, never change it);
+1 the work ran and something failed (a symbol's bars, a step, an ERROR check); 2 refused before any work
+(a bad flag, config, data folder or source), with a one-line reason on stderr.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from apex_rotation import log as logsetup
 from apex_rotation.config import DATA_DIR_ENV, AppConfig, ConfigError, load_config
-from apex_rotation.ingest.base import SourceError
+from apex_rotation.ingest.base import MarketDataSource, SourceError
 from apex_rotation.ingest.registry import SOURCE_NAMES, make_perps_source, make_source
 from apex_rotation.store.audit_report import audit_report_path
 from apex_rotation.store.parquet import ParquetStore, StoreError
 from apex_rotation.store.refresh import RefreshSummary, StoreRefresher, audit_store
 from apex_rotation.timeframes import TIMEFRAMES
 
+FILES = "files"
 
-def _common(parser: argparse.ArgumentParser) -> None:
+
+def _store_and_config(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="YAML config (default: $APEX_CONFIG or configs/default.yaml)")
     parser.add_argument("--store", help=f"store root (default: ${DATA_DIR_ENV} or store.root in the config)")
+
+
+def _selection(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--symbols", help="comma-separated basket subset, e.g. BTC,ETH,SOL")
     parser.add_argument("--timeframes", default=",".join(TIMEFRAMES), help="comma-separated (default: all)")
 
 
+def _source(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--source", choices=SOURCE_NAMES, help="default: data_sources.default_source")
+    parser.add_argument(
+        "--data-dir", help="folder of feather / Binance CSV files (required by --source files)"
+    )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="stop before any work when a basket symbol has no data at the source (default: leave it out "
+        "of this run and say so)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="apex", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="apex", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    refresh = sub.add_parser("refresh", help="fill the store from a source, resample, audit")
-    _common(refresh)
-    refresh.add_argument("--source", choices=SOURCE_NAMES, help="default: data_sources.default_source")
-    refresh.add_argument("--data-dir", help="folder of feather / Binance CSV files (for --source files)")
-    refresh.add_argument("--quiet", action="store_true", help="no progress bar")
     run = sub.add_parser("run", help="the main job: refresh and materialize every asset, then summarise")
-    run.add_argument("--config", help="YAML config (default: $APEX_CONFIG or configs/default.yaml)")
-    run.add_argument("--store", help=f"store root (default: ${DATA_DIR_ENV} or store.root in the config)")
-    run.add_argument("--source", choices=SOURCE_NAMES, help="default: data_sources.default_source")
-    run.add_argument("--data-dir", help="folder of feather / Binance CSV files (for --source files)")
+    _store_and_config(run)
+    _source(run)
+    _selection(run)
     run.add_argument("--latest", type=int, default=5, help="candidates to show per timeframe (default 5)")
+    refresh = sub.add_parser("refresh", help="fill the store from a source, resample, audit")
+    _store_and_config(refresh)
+    _source(refresh)
+    _selection(refresh)
+    refresh.add_argument("--quiet", action="store_true", help="no progress bar")
     audit = sub.add_parser("audit", help="audit the stored bars per symbol/timeframe")
-    _common(audit)
+    _store_and_config(audit)
+    _selection(audit)
     audit.add_argument("--json", action="store_true", help="print the machine-readable report")
     return parser
 
 
-def _setup(args: argparse.Namespace) -> tuple[AppConfig, ParquetStore, list[str], list[str]]:
+def _setup(
+    args: argparse.Namespace, log_level: str | None = None
+) -> tuple[AppConfig, ParquetStore, list[str], list[str]]:
+    """Config, logging, store, and the asked symbols/timeframes (refused with one line when unknown)."""
     cfg = load_config(args.config)
-    logsetup.configure(cfg.logging.format, cfg.logging.level, secrets=cfg.secrets().values())
+    logsetup.configure(cfg.logging.format, log_level or cfg.logging.level, secrets=cfg.secrets().values())
     root = Path(args.store) if args.store else cfg.data_root()
     symbols = cfg.basket.names
     if args.symbols:
-        asked = [s.strip().upper() for s in args.symbols.split(",") if s.strip()]
-        unknown = [s for s in asked if s not in symbols]
+        asked = {s.strip().upper() for s in args.symbols.split(",") if s.strip()}
+        unknown = sorted(asked - set(symbols))
         if unknown:
             raise ConfigError(f"--symbols {unknown} are not in the basket {symbols}")
-        symbols = asked
+        symbols = [s for s in symbols if s in asked]
     timeframes = [t.strip() for t in args.timeframes.split(",") if t.strip()]
     bad = [t for t in timeframes if t not in TIMEFRAMES]
-    if bad:
-        raise ConfigError(f"--timeframes {bad} unknown; expected some of {list(TIMEFRAMES)}")
-    return cfg, ParquetStore(root), symbols, timeframes
+    if bad or not timeframes:
+        raise ConfigError(f"--timeframes {bad or args.timeframes!r}: expected some of {list(TIMEFRAMES)}")
+    return cfg, ParquetStore(root), symbols, [t for t in TIMEFRAMES if t in timeframes]
+
+
+@dataclass
+class Preflight:
+    """What a source can serve of the asked symbols: the symbols to work on and the ones left out."""
+
+    source: MarketDataSource
+    symbols: list[str]
+    left_out: list[str]
+
+
+def preflight(args: argparse.Namespace, cfg: AppConfig, symbols: list[str]) -> Preflight:
+    """Check the source and the symbols before any work (ValueError: refused, one line).
+
+    A files folder that lacks some basket symbols is a partial import: those symbols are left out of this
+    run and reported (or refused with --strict). A live venue that does not list a basket symbol means the
+    config is wrong: refused, naming the symbol.
+    """
+    name = args.source or cfg.data_sources.default_source
+    if name == FILES and not args.data_dir:
+        raise ConfigError("--source files needs --data-dir DIR (a folder of feather or Binance CSV files)")
+    if args.data_dir and name != FILES:
+        raise ConfigError(f"--data-dir is only read by --source files (the source is {name})")
+    if args.data_dir and not Path(args.data_dir).is_dir():
+        raise ConfigError(f"--data-dir {args.data_dir}: no such folder")
+    source = make_source(cfg, name, data_dir=args.data_dir)
+    missing = source.unlisted(symbols)
+    if not missing:
+        return Preflight(source, symbols, [])
+    where = f"in {args.data_dir}" if name == FILES else f"at {source.name}"
+    if name != FILES or args.strict:
+        source.close()
+        raise ConfigError(f"no data {where} for basket symbols {missing}")
+    keep = [s for s in symbols if s not in missing]
+    absent_apex = [a for a in cfg.basket.apex_assets if a in missing]
+    if absent_apex:
+        source.close()
+        raise ConfigError(f"no data {where} for the apex assets {absent_apex}: every stage needs them")
+    return Preflight(source, keep, missing)
+
+
+def _basket_subset(cfg: AppConfig, symbols: Sequence[str]) -> AppConfig:
+    """The config with its basket cut to `symbols` (basket order kept): the partitions of this run."""
+    kept = [s for s in cfg.basket.symbols if s.symbol in symbols]
+    return cfg.model_copy(update={"basket": cfg.basket.model_copy(update={"symbols": kept})})
 
 
 class ProgressBar:
@@ -93,24 +168,36 @@ def format_table(summary: RefreshSummary, timeframes: Sequence[str]) -> str:
         rows = "".join(f"{item.rows.get(tf, 0):>8}" for tf in timeframes)
         lines.append(f"{item.symbol:<8}{rows}{item.new_rows:>8}{worst:>10.3f}")
     for symbol, error in summary.errors.items():
-        lines.append(f"{symbol:<8} FAILED: {error}")
+        kind = "FAILED" if symbol in summary.bar_errors else "WARNING"
+        lines.append(f"{symbol:<8} {kind}: {error}")
     return "\n".join(lines)
+
+
+def _say_left_out(check: Preflight, data_dir: str | None) -> None:
+    if check.left_out:
+        print(
+            f"left out of this run (no file in {data_dir}): {', '.join(check.left_out)}; "
+            "--strict refuses instead",
+            file=sys.stderr,
+        )
 
 
 def cmd_refresh(args: argparse.Namespace) -> int:
     cfg, store, symbols, timeframes = _setup(args)
-    source = make_source(cfg, args.source, data_dir=args.data_dir)
+    check = preflight(args, cfg, symbols)
+    _say_left_out(check, args.data_dir)
+    source = check.source
     perps = make_perps_source(cfg, source)
     started = time.perf_counter()
-    progress = ProgressBar(len(symbols), enabled=not args.quiet and sys.stderr.isatty())
+    progress = ProgressBar(len(check.symbols), enabled=not args.quiet and sys.stderr.isatty())
     with StoreRefresher(cfg, store, source, perps_source=perps) as refresher:
-        summary = refresher.refresh_all(symbols, timeframes, progress=progress)
+        summary = refresher.refresh_all(check.symbols, timeframes, progress=progress)
     print(logsetup.redact(format_table(summary, timeframes)))
     print(
-        f"\nsource={source.name} symbols={len(symbols)} store={store.root} "
+        f"\nsource={source.name} symbols={len(check.symbols)} store={store.root} "
         f"report={audit_report_path(store.root)} took={time.perf_counter() - started:.1f}s"
     )
-    return 0 if summary.ok else 1
+    return 1 if summary.bar_errors else 0
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
@@ -123,31 +210,45 @@ def cmd_audit(args: argparse.Namespace) -> int:
         print(json.dumps([r.model_dump(mode="json") for r in reports], indent=2))
         return 0
     print(
-        f"{'symbol':<8}{'tf':>4}{'rows':>8}{'expected':>10}{'missing':>9}{'dups':>6}{'zero_vol':>10}{'first':>27}"
+        f"{'symbol':<8}{'tf':>4}{'rows':>8}{'expected':>10}{'missing':>9}{'filled':>8}{'spikes':>8}{'wicks':>7}"
+        f"{'dups':>6}{'zero_vol':>10}{'first':>27}"
     )
     for r in reports:
         print(
-            f"{r.symbol:<8}{r.timeframe:>4}{r.rows:>8}{r.expected:>10}{r.missing:>9}{r.duplicates:>6}"
-            f"{r.zero_volume:>10}{r.first or '-':>27}"
+            f"{r.symbol:<8}{r.timeframe:>4}{r.rows:>8}{r.expected:>10}{r.missing:>9}{r.filled:>8}{r.spikes:>8}"
+            f"{r.wicks:>7}{r.duplicates:>6}{r.zero_volume:>10}{r.first or '-':>27}"
         )
     return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    cfg, store, symbols, timeframes = _setup(args, log_level="WARNING")
+    check = preflight(args, cfg, symbols)
+    check.source.close()  # the assets open their own; this one only answered the pre-flight
+    _say_left_out(check, args.data_dir)
+    absent_apex = [a for a in cfg.basket.apex_assets if a not in check.symbols]
+    if absent_apex:
+        raise ConfigError(f"--symbols must include the apex assets {absent_apex}: every stage needs them")
+
     from apex_rotation.defs.runner import run_pipeline  # Dagster is imported only for this command
     from apex_rotation.summary import run_summary
 
-    cfg = load_config(args.config)
-    logsetup.configure(cfg.logging.format, "WARNING", secrets=cfg.secrets().values())
-    root = Path(args.store) if args.store else cfg.data_root()
     started = time.perf_counter()
-    result = run_pipeline(cfg, store_root=str(root), source=args.source, data_dir=args.data_dir)
+    result = run_pipeline(
+        _basket_subset(cfg, check.symbols),
+        store_root=str(store.root),
+        source=args.source,
+        data_dir=args.data_dir,
+        timeframes=timeframes,
+    )
     if not result.success:
         print(
             "WARNING: the pipeline failed; what follows may be stale (see the errors above)", file=sys.stderr
         )
-    print(run_summary(ParquetStore(root), latest=args.latest))
+    print(run_summary(store, latest=args.latest, timeframes=timeframes))
     print(f"\nruns={','.join(result.run_ids)} took={time.perf_counter() - started:.1f}s")
+    if result.warnings:
+        print(f"warnings (checks of WARN severity): {', '.join(result.warnings)}", file=sys.stderr)
     if result.failed_checks:
         print(f"failed checks: {', '.join(result.failed_checks)}", file=sys.stderr)
     return 0 if result.success and not result.failed_checks else 1
@@ -163,6 +264,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, SourceError, StoreError) as exc:  # config, bad input, unreachable source, empty store
         print(f"apex {args.command}: {logsetup.redact(str(exc))}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `apex audit | head`: the reader has what it wanted; end quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush cannot raise again
+        return 0
 
 
 def refresh_main() -> int:

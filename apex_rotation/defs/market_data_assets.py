@@ -84,8 +84,9 @@ def build_market_data_assets(cfg: AppConfig) -> list[dg.AssetsDefinition]:
                 blocking=False,
             ),
         ],
-        description="Audited bars on a gap-free grid: gaps and bad ticks replaced by flagged flat bars, "
-        "outlier returns flagged (docs/data-policy.md). Validated before it is written.",
+        description="Audited bars on a gap-free grid: gaps and bad ticks replaced by flagged flat bars, absurd "
+        "wicks clipped (the close kept), 4h/1d built from traded hours only (`filled_hours`), outlier "
+        "returns flagged (docs/data-policy.md). Validated before it is written.",
     )
     def audited_bars(
         context: dg.AssetExecutionContext,

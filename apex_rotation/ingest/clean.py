@@ -5,7 +5,8 @@ store obey one contract (see `docs/data-policy.md`):
 
 * indexed by `open_time`: tz-aware UTC, ns, strictly increasing, on the timeframe's UTC grid;
 * columns `open, high, low, close, volume` (float64) and `close_time` (= open_time + timeframe);
-* audited bars (`apex_rotation.store.audit`) add `filled`, `fill_reason`, `outlier`.
+* audited bars (`apex_rotation.store.audit`) add `filled`, `filled_hours`, `fill_reason`, `outlier`
+  (names in `apex_rotation/bars.py`).
 
 Bad input raises `DataError` naming source, symbol, timeframe and the first bad bar. Only four things are
 cleaned, each counted in `CleanResult.notes` and logged: the unclosed current bar is dropped, exact

@@ -43,7 +43,7 @@ BARS = Table(
 AUDITED_BARS = Table(
     "audited_bars",
     "symbol × timeframe",
-    "gap-free bars: gaps and bad ticks filled and flagged, outliers flagged (docs/data-policy.md)",
+    "gap-free bars: gaps and bad ticks filled, absurd wicks clipped, all flagged; outliers flagged",
     lambda tf, cfg=None: schemas.bars_schema(tf, audited=True),
 )
 FUNDING = Table("funding", "symbol", "funding-rate history of the perps venue (`time`, `rate`, `premium`)")
