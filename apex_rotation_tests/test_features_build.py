@@ -13,7 +13,7 @@ import pytest
 import talib
 
 from apex_rotation.bars import bars_frame, winsorize_returns
-from apex_rotation.config import AppConfig, load_config
+from apex_rotation.config import AppConfig, FeaturesConfig, load_config
 from apex_rotation.features import build
 from apex_rotation.features.build import (
     WINSOR_WINDOW,
@@ -27,6 +27,7 @@ from apex_rotation.ingest.clean import clean_ohlcv
 from apex_rotation.signals.rotation import CONTEXT_COLUMNS
 from apex_rotation.store.audit import audit_bars
 from apex_rotation.timeframes import bars_per_day, delta
+from apex_rotation_tests.corr_oracles import loop_corr_beta, pandas_corr_beta
 from apex_rotation_tests.shared import real_feather, requires_shared
 
 CFG = load_config()
@@ -97,44 +98,78 @@ def bench_of(bars: pd.DataFrame) -> dict[str, pd.Series]:
 # ---------------------------------------------------------------- correlation: warm-up and gaps
 
 
-def expected_nan(n: int, window: int, bad: set[int]) -> np.ndarray:
-    """NaN where the window ending at i is not full or holds a missing return."""
-    return np.array([i < window or any(j in bad for j in range(i - window + 1, i + 1)) for i in range(n)])
+def expected_nan(n: int, window: int, bad: set[int], min_coverage: float) -> np.ndarray:
+    """NaN where the window ending at i is not full (bar 0 has no return: bars 1..window are the first
+    full window) or fewer than `min_coverage` of its returns exist."""
+    return np.array(
+        [
+            i < window or sum(j not in bad for j in range(i - window + 1, i + 1)) / window < min_coverage
+            for i in range(n)
+        ]
+    )
 
 
-@pytest.mark.parametrize(("timeframe", "w14", "w30"), [("1h", 336, 720), ("4h", 84, 180), ("1d", 14, 30)])
-def test_correlation_needs_a_full_window_and_never_spans_a_filled_bar(
-    timeframe: str, w14: int, w30: int
-) -> None:
+def gap_fixture(timeframe: str) -> tuple[pd.DataFrame, dict[str, pd.Series], int, int]:
+    """An alt (half BTC) with one filled bar, BTC with one filled bar 6 days later, a gap-free ETH."""
     per_day = bars_per_day(timeframe)
-    assert (14 * per_day, 30 * per_day) == (w14, w30)
     alt_gap, btc_gap = 40 * per_day, 46 * per_day
-    n = btc_gap + w30 + 3
+    n = btc_gap + 30 * per_day + 3
     btc = make_bars(random_walk(n, 1, (btc_gap,)), timeframe, filled=[btc_gap])
     eth = make_bars(random_walk(n, 2), timeframe)
     alt_close = 0.5 * random_walk(n, 1, (btc_gap,)) + 0.5 * random_walk(n, 3, (alt_gap,))
     alt = make_bars(alt_close, timeframe, filled=[alt_gap])
-    bench = {"BTC": model_returns(btc, CFG), "ETH": model_returns(eth, CFG)}
-    frame = build_features(alt, bench_returns=bench, timeframe=timeframe, cfg=CFG)
+    return alt, {"BTC": model_returns(btc, CFG), "ETH": model_returns(eth, CFG)}, alt_gap, btc_gap
+
+
+@pytest.mark.parametrize("min_coverage", [1.0, 0.9])
+@pytest.mark.parametrize(("timeframe", "w14", "w30"), [("1h", 336, 720), ("4h", 84, 180), ("1d", 14, 30)])
+def test_correlation_needs_a_full_window_and_enough_traded_pairs(
+    timeframe: str, w14: int, w30: int, min_coverage: float
+) -> None:
+    """1.0: a filled bar blanks every window holding it (the old rule). 0.9 (the default): such windows
+    are computed over the pairs where both bars traded (one filled 1h bar no longer blanks a month), unless
+    fewer than 90 % of the pairs remain (1d, 14 bars: 12 of 14)."""
+    assert (14 * bars_per_day(timeframe), 30 * bars_per_day(timeframe)) == (w14, w30)
+    alt, bench, alt_gap, btc_gap = gap_fixture(timeframe)
+    n = len(alt)
+    cfg = CFG.model_copy(update={"features": FeaturesConfig(corr_min_coverage=min_coverage)})
+    frame = build_features(alt, bench_returns=bench, timeframe=timeframe, cfg=cfg)
 
     alt_bad = {0, alt_gap, alt_gap + 1}  # no return on the first bar, the filled bar and the one after
+    own = winsorize_returns(bar_returns(alt), CFG.audit.winsor_z, WINSOR_WINDOW).to_numpy()
     for days, w in ((14, w14), (30, w30)):
         corr_eth, corr_btc = frame[f"corr_eth_{days}"], frame[f"corr_btc_{days}"]
         # warm-up: bars 1..w are the first full window of returns
         assert corr_eth.iloc[:w].isna().all() and np.isfinite(corr_eth.iloc[w])
-        # the alt's gap blanks windows ending at alt_gap..alt_gap + w; the next one is clean again
-        assert corr_eth.iloc[alt_gap - 1 : alt_gap + w + 2].isna().tolist() == [False] + [True] * (w + 1) + [
-            False
-        ]
-        np.testing.assert_array_equal(corr_eth.isna(), expected_nan(n, w, alt_bad))
-        # a benchmark's gap blanks the correlations with that benchmark only
+        np.testing.assert_array_equal(corr_eth.isna(), expected_nan(n, w, alt_bad, min_coverage))
+        # a benchmark's gap costs the correlations with that benchmark only
         btc_bad = alt_bad | {btc_gap, btc_gap + 1}
-        np.testing.assert_array_equal(corr_btc.isna(), expected_nan(n, w, btc_bad))
+        np.testing.assert_array_equal(corr_btc.isna(), expected_nan(n, w, btc_bad, min_coverage))
+        spans = corr_eth.iloc[alt_gap : alt_gap + w + 1]  # every window holding the alt's filled bar
+        if min_coverage == 1.0:
+            assert spans.isna().all()
+        elif w > 14:  # 2 missing returns of >= 30: covered; of the 1d 14-bar window: only 12 of 14 remain
+            assert spans.notna().all()
         for bench_name in ("btc", "eth"):
             corr, beta = frame[f"corr_{bench_name}_{days}"], frame[f"beta_{bench_name}_{days}"]
             np.testing.assert_array_equal(beta.isna(), corr.isna())
             assert corr.abs().max() <= 1.0
+            want_corr, want_beta = loop_corr_beta(own, bench[bench_name.upper()].to_numpy(), w, min_coverage)
+            assert_close(corr, want_corr, f"corr_{bench_name}_{days}", tol=1e-12)
+            assert_close(beta, want_beta, f"beta_{bench_name}_{days}", tol=1e-12)
     assert 0.3 < frame["corr_btc_14"].median() < 0.9  # the alt is half BTC: a real, finite correlation
+
+
+def test_correlation_never_uses_an_invented_return() -> None:
+    """Whatever price the filled bar holds, the windows over it are the same: its returns are not pairs."""
+    alt, bench, alt_gap, _ = gap_fixture("1h")
+    frame = build_features(alt, bench_returns=bench, timeframe="1h", cfg=CFG)
+    moved = alt.copy()
+    moved.iloc[alt_gap, moved.columns.get_indexer(["open", "high", "low", "close"])] *= 1.05
+    other = build_features(moved, bench_returns=bench, timeframe="1h", cfg=CFG)
+    corr_cols = [c for c in frame if c.startswith(("corr_", "beta_"))]
+    assert frame["corr_btc_30"].iloc[alt_gap : alt_gap + 721].notna().all()
+    pd.testing.assert_frame_equal(frame[corr_cols], other[corr_cols])
 
 
 # ---------------------------------------------------------------- funding and open interest as of the close
@@ -252,15 +287,14 @@ def test_correlation_and_beta_equal_pandas_on_winsorized_real_returns() -> None:
     assert (own != raw).sum() >= 10  # winsorizing clips real bars here, so the oracle can tell
     for bench_name in ("ETH", "BTC"):
         bench = model_returns(real_bars(bench_name, "1h"), CFG).reindex(sol.index)
-        assert bench.iloc[-20:].isna().all()  # BTC and ETH end 22 h before SOL: windows there are NaN
+        assert bench.iloc[-20:].isna().all()  # BTC and ETH end 22 h before SOL: the last pairs are missing
         for days, w in ((14, 336), (30, 720)):
-            roll = own.rolling(w)
-            corr = roll.corr(bench)
-            beta = roll.cov(bench) / bench.rolling(w).var()
+            corr, beta = pandas_corr_beta(own, bench, w, CFG.features.corr_min_coverage)
             name = f"{bench_name.lower()}_{days}"
             assert_close(frame[f"corr_{name}"], corr, f"corr_{name}", tol=1e-10)
             assert_close(frame[f"beta_{name}"], beta, f"beta_{name}", tol=1e-10)
             assert frame[f"corr_{name}"].first_valid_index() == sol.index[w]
+            assert frame[f"corr_{name}"].iloc[-20:].notna().all()  # 22 of 336 (720) missing: >= 90 % remain
         # on raw returns the answer differs: the columns really use winsorized returns
         raw_corr = raw.rolling(336).corr(bench)
         assert (frame[f"corr_{bench_name.lower()}_14"] - raw_corr).abs().max() > 1e-4

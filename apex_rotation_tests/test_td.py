@@ -271,12 +271,36 @@ def test_countdown_counting_deferral_completion_and_risk_levels() -> None:
         # Setup risk: lowest low of idx 6-14 is 93 on idx 13 and 14; the earliest (13) wins:
         # 93 - (max(H13=95, C12=95) - min(93, 95)) = 91 (idx 14 would give 93 - 1 = 92).
         assert col(out, "td_setup_risk_level", 0, 32) == [None] * 14 + [91] + [None] * 17
-        # Countdown risk over the 13 counted bars: lowest low 91 on idx 21 and 27, earliest (21) wins:
-        # 91 - (max(H21=93, C20=93) - min(91, 93)) = 89 (idx 27 would give 91 - 3 = 88). Idx 29 (low 90)
-        # did not count, so it is left out (over the whole span it would give 90 - 4 = 86).
-        assert col(out, "td_countdown_risk_level", 0, 32) == [None] * 30 + [89, None]
+        # Countdown risk over every bar of idx 14 (bar 1) .. 30 (bar 13): the lowest low is 90 on idx 29,
+        # which did not count: 90 - (max(H29=94, C28=93) - min(90, 93)) = 86 (see the next test).
+        assert col(out, "td_countdown_risk_level", 0, 32) == [None] * 30 + [86, None]
     # Standard setups after idx 14: 10, 11, 12, then C18 == C14 ends the run; no flip ever follows.
     assert col(compute(countdown_bars(), STD), "td_setup_count", 14, 32) == [9, 10, 11, 12] + [0] * 14
+
+
+@pytest.mark.parametrize("cfg", [STD, LOOSE])
+def test_countdown_risk_level_spans_the_bars_between_counted_bars(cfg: TDConfig) -> None:
+    """Spec §6: the extreme is sought over every bar from countdown bar 1 to bar 13, not the counted ones.
+
+    countdown_bars() counts idx 14..21 (1..8), 24..27 (9..12), defers 28 and completes on 30; idx 22, 23
+    and 29 do not count. Among the counted bars the lowest low is 91 (idx 21 and 27).
+    """
+    # Buy: idx 29 (not counted) has low 90 < 91: 90 - (max(H29=94, C28=93) - min(L29=90, C28=93)) = 86.
+    # Over the counted bars only it would be idx 21: 91 - (max(93, C20=93) - min(91, 93)) = 89.
+    buy = countdown_bars()
+    assert col(compute(buy, cfg), "td_countdown_risk_level", 30, 31) == [86]
+    # A tie with a counted bar goes to the earliest: L29 = 91 = L21 keeps idx 21 (89); idx 29 would give
+    # 91 - (94 - 91) = 88.
+    tie = buy.copy()
+    tie.iloc[29, tie.columns.get_loc("low")] = 91.0
+    assert col(compute(tie, cfg), "td_countdown_risk_level", 30, 31) == [89]
+    # Sell: the same bars as 200 - price (high and low swap). Counted highs reach 109 (idx 21, 27); idx 29,
+    # not counted, has high 200 - 90 = 110, close 107, previous close 107: true range
+    # max(110, 107) - min(L29 = 200 - 94 = 106, 107) = 4, so 110 + 4 = 114 (idx 21 would give 109 + 2 = 111).
+    sell = buy.assign(high=200 - buy["low"], low=200 - buy["high"], close=200 - buy["close"])
+    out = compute(sell, cfg)
+    assert col(out, "td_countdown_type", 30, 31) == ["sell"] and col(out, "td_countdown", 30, 31) == [13]
+    assert col(out, "td_countdown_risk_level", 0, 32) == [None] * 30 + [114, None]
 
 
 def test_countdown_cancelled_by_opposite_setup_which_starts_its_own() -> None:

@@ -2,7 +2,9 @@
 
 Gaps: the audit fills a missing bar with a flat, flagged bar. Indicators run over the filled series (so a
 one-bar outage does not blank an EMA200 for 200 bars); returns do not: a return touching a filled bar is
-NaN, so no correlation or beta is ever computed across a missing bar, and windows are NaN until full.
+NaN, so no correlation or beta is ever computed across a missing bar. Correlation and beta use the
+window's pairs where both returns exist, if they are at least `features.corr_min_coverage` of the window
+(so one missing hour does not blank a month of windows); windows are NaN until full.
 Correlation and beta use returns winsorized at `audit.winsor_z` robust sigmas (the raw bar is kept; the
 scanner's moves use raw returns). Funding and open interest are taken as of each bar's close (the latest
 value stamped at or before it), so bar t never sees a later print.
@@ -21,7 +23,7 @@ import pandas as pd
 from apex_rotation.bars import ROBUST_WINDOW, winsorize_returns
 from apex_rotation.config import BENCHMARK_SYMBOLS, AppConfig
 from apex_rotation.features import indicators as ind
-from apex_rotation.features.correlation import rolling_corr_beta
+from apex_rotation.features.correlation import DEFAULT_MIN_COVERAGE, rolling_corr_beta
 from apex_rotation.features.fib import fib_features
 from apex_rotation.timeframes import bars_per_day
 
@@ -68,15 +70,19 @@ def technical_features(bars: pd.DataFrame, breakout_lookback: int) -> pd.DataFra
 
 
 def correlation_features(
-    returns: pd.Series, bench_returns: dict[str, pd.Series], timeframe: str
+    returns: pd.Series,
+    bench_returns: dict[str, pd.Series],
+    timeframe: str,
+    min_coverage: float = DEFAULT_MIN_COVERAGE,
 ) -> pd.DataFrame:
+    """corr/beta vs each benchmark per window; `min_coverage` as in `correlation.rolling_corr_beta`."""
     out = pd.DataFrame(index=returns.index)
     missing = pd.Series(np.nan, index=returns.index)  # a benchmark not in the basket: NaN columns
     for bench in BENCHMARKS:
         b = bench_returns.get(bench, missing).reindex(returns.index)
         for days in CORR_WINDOWS_DAYS:
             corr, beta = rolling_corr_beta(
-                returns.to_numpy()[:, None], b.to_numpy(), days * bars_per_day(timeframe)
+                returns.to_numpy()[:, None], b.to_numpy(), days * bars_per_day(timeframe), min_coverage
             )
             out[f"corr_{bench.lower()}_{days}"] = np.asarray(corr).reshape(-1)
             out[f"beta_{bench.lower()}_{days}"] = np.asarray(beta).reshape(-1)
@@ -107,4 +113,4 @@ def build_features(
     out["oi"] = asof_at_close(open_interest, bars, "open_interest")
     out["oi_chg"] = out["oi"] / out["oi"].shift(1) - 1.0
     own = winsorize_returns(out["ret"], cfg.audit.winsor_z, WINSOR_WINDOW)
-    return out.join(correlation_features(own, bench_returns, timeframe))
+    return out.join(correlation_features(own, bench_returns, timeframe, cfg.features.corr_min_coverage))

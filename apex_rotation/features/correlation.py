@@ -1,18 +1,26 @@
-"""Rolling correlation and beta of many return series against a benchmark (BTC, ETH), via window sums.
+"""Rolling correlation and beta of many return series against a benchmark (BTC, ETH), gap-aware.
 
-A window's sums are differences of cumulative sums, so every window costs O(1) whatever its length, and
-every symbol, benchmark and window length shares the same cumulative sums. That is 5-10x faster than pandas
-`rolling().corr/cov/var` (benchmarks/bench_correlation.py) and equal to it to ~1e-13 on real returns.
+One numba pass per symbol × benchmark builds prefix sums over the bars where **both** returns exist (both
+bars traded); a window's sums are differences of them, so every window costs O(1) whatever its length,
+and one pass serves every window length. It is ~8x faster than pandas `rolling().corr/cov/var`
+(benchmarks/bench_correlation.py) and equal to a two-pass computation to ~1e-13 on real returns.
 
 Rules:
-* A value needs a full window: NaN for the first `window − 1` bars.
-* No correlation across a missing bar: a window in which either series has a NaN (or ±inf) anywhere gives
-  NaN (late listings, exchange gaps). Missing bars are counted with cumulative sums too ("count-aware"),
-  and zeroed in the value sums so they cannot poison later windows.
+* Pairs, not bars: a window's corr and beta are computed over its pairs (x_t, b_t) where both returns are
+  finite. A missing return (an exchange gap the audit filled: `bar_returns` leaves NaN on and after a
+  filled bar; a late listing; ±inf) drops that pair only, so one missing hour costs one pair, not the
+  month of windows that hold it. No return is ever invented or carried across a gap.
+* Coverage: a window needs at least `min_coverage` of its `window` pairs valid (valid / window >=
+  min_coverage, compared as that float division); below it, NaN. `min_coverage=1.0` is the strict rule:
+  any missing pair blanks the window.
+* Warm-up: NaN until the window is full, i.e. for the first `window − 1` bars after the later of the two
+  series' starts (the first finite return of x and of the benchmark). A late listing is therefore not
+  half-covered by its first windows: they wait for `window` bars of history as before.
 * beta = cov(x, b) / var(b); corr = cov(x, b) / (std(x)·std(b)), clipped to [−1, 1] against rounding.
-  A window in which a series is constant gives corr NaN (and, for the benchmark, beta NaN; a constant x
-  has beta 0). "Constant" includes a variance too small for the cumulative sums to resolve (error worse
-  than ~1e-5 relative), e.g. a window 1e-7 times as volatile as the series' history: NaN, not noise.
+  A window in which a series is constant (over its valid pairs) gives corr NaN (and, for the benchmark,
+  beta NaN; a constant x has beta 0). "Constant" includes a variance too small for the cumulative sums to
+  resolve (error worse than ~1e-5 relative), e.g. a window 1e-7 times as volatile as the series' history:
+  NaN, not noise.
 * Bar t uses only bars t − window + 1..t (the cumulative sums are prefix sums: nothing later enters).
 
 Numerics: plain cumulative sums lose precision when the series' mean is large against its spread (prices),
@@ -22,69 +30,122 @@ two-pass computation is ~1e-13 (tested). Feed returns, never prices.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from numba import njit
 
+from apex_rotation.config import FeaturesConfig
 from apex_rotation.timeframes import bars_per_day, delta
 
-# A window's n²·variance below this × n × (sum of all squares up to its end) is under what differences of
-# cumulative sums resolve (the error there is ~1e-5 relative): the series counts as constant in it.
+# A window's n²·variance below this × n × (sum of all valid squares up to its end) is under what
+# differences of cumulative sums resolve (the error there is ~1e-5 relative): the series counts as
+# constant in it.
 _RESOLUTION = 1e-10
+DEFAULT_MIN_COVERAGE = FeaturesConfig.model_fields["corr_min_coverage"].default
 
 
-def _prefix(a: np.ndarray) -> np.ndarray:
-    """Cumulative sums along time with a leading zero row: sum of a[i..j] = P[j+1] − P[i]."""
-    out = np.empty((a.shape[0] + 1, *a.shape[1:]), dtype=a.dtype)
-    out[0] = 0
-    np.cumsum(a, axis=0, out=out[1:])
-    return out
+def min_valid_pairs(window: int, min_coverage: float) -> int:
+    """The fewest valid pairs a window of `window` bars needs: the least n with n / window >= min_coverage.
 
-
-def _clean(a: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    """(a with missing values zeroed, prefix counts of missing values or None when nothing is missing)."""
-    missing = ~np.isfinite(a)
-    if not missing.any():
-        return a, None
-    return np.where(missing, 0.0, a), _prefix(missing.astype(np.int32))
-
-
-def _window_stats(
-    p_s: np.ndarray,
-    p_ss: np.ndarray,
-    p_bad: np.ndarray | None,
-    w: int,
-    total: np.ndarray,
-    var: np.ndarray,
-    tmp: np.ndarray,
-) -> None:
-    """Fill `total` (window sums) and `var` (n² × population variance) for the windows ending at bars
-    w−1..T−1 from prefix sums. Both are NaN where the window has a missing bar; `var` is also NaN where the
-    series is constant in it (below `_RESOLUTION`). `tmp` is scratch."""
-    np.subtract(p_s[w:], p_s[:-w], out=total)
-    np.subtract(p_ss[w:], p_ss[:-w], out=var)
-    var *= w
-    np.multiply(total, total, out=tmp)
-    var -= tmp  # n·Sxx − Sx²
-    np.multiply(p_ss[w:], _RESOLUTION * w, out=tmp)
-    flat = var <= tmp
-    if p_bad is not None:
-        gap = p_bad[w:] != p_bad[:-w]
-        total[gap] = np.nan
-        flat |= gap
-    var[flat] = np.nan
-
-
-def _corr_beta_many(x: np.ndarray, benches: Sequence[np.ndarray], windows: Sequence[int]) -> np.ndarray:
-    """corr and beta of every column of x (T, S) against every bench (T,) for every window, as one array
-    shaped (bench, window, [corr, beta], T, S).
-
-    With n = window and S· the window sums: cov ∝ n·Sxb − Sx·Sb and var ∝ n·Sxx − Sx² (the same factor n²,
-    which cancels in beta = cov/var(b) and corr = cov/(std(x)·std(b))). NaNs placed in Sx, Sb and the
-    variances by `_window_stats` propagate, so there are no per-pair masks. Big arrays are allocated as a
-    few blocks and reused: page faults on fresh memory cost more than the arithmetic here.
+    Decided with the same float division a reader would write (so 7 of 10 meets 0.7, although
+    0.7 × 10 = 7.000000000000001 in floating point).
     """
+    if not 0.0 < min_coverage <= 1.0:
+        raise ValueError(f"min_coverage must be in (0, 1], got {min_coverage!r}")
+    n = min(window, max(0, math.ceil(min_coverage * window)))
+    while n > 0 and (n - 1) / window >= min_coverage:
+        n -= 1
+    while n / window < min_coverage:
+        n += 1
+    return n
+
+
+@njit(cache=True)
+def _first_finite(a: np.ndarray) -> int:
+    for t in range(a.shape[0]):
+        if np.isfinite(a[t]):
+            return t
+    return a.shape[0]
+
+
+@njit(cache=True)
+def _kernel(xt, benches, windows, min_valid, out):  # pragma: no cover - compiled
+    """out[j, k, 0|1, s, :] = corr|beta of xt[s] (S, T) against benches[j] (B, T) for windows[k].
+
+    Prefix sums over the valid pairs: n, Σx, Σb, Σx², Σb², Σxb (index 0 = nothing summed). With n and
+    the S· the window's sums, cov ∝ n·Sxb − Sx·Sb and var ∝ n·Sxx − Sx² (the same factor n², which
+    cancels in beta = cov/var(b) and corr = cov/(std(x)·std(b))).
+    """
+    n_cols, n_bars = xt.shape
+    pn = np.zeros(n_bars + 1, np.int64)
+    px = np.zeros(n_bars + 1)
+    pb = np.zeros(n_bars + 1)
+    pxx = np.zeros(n_bars + 1)
+    pbb = np.zeros(n_bars + 1)
+    pxb = np.zeros(n_bars + 1)
+    for j in range(benches.shape[0]):
+        b = benches[j]
+        b_start = _first_finite(b)
+        for s in range(n_cols):
+            x = xt[s]
+            start = max(b_start, _first_finite(x))
+            for t in range(n_bars):
+                xv = x[t]
+                bv = b[t]
+                if np.isfinite(xv) and np.isfinite(bv):
+                    pn[t + 1] = pn[t] + 1
+                    px[t + 1] = px[t] + xv
+                    pb[t + 1] = pb[t] + bv
+                    pxx[t + 1] = pxx[t] + xv * xv
+                    pbb[t + 1] = pbb[t] + bv * bv
+                    pxb[t + 1] = pxb[t] + xv * bv
+                else:
+                    pn[t + 1] = pn[t]
+                    px[t + 1] = px[t]
+                    pb[t + 1] = pb[t]
+                    pxx[t + 1] = pxx[t]
+                    pbb[t + 1] = pbb[t]
+                    pxb[t + 1] = pxb[t]
+            for k in range(windows.shape[0]):
+                w = windows[k]
+                corr = out[j, k, 0, s]
+                beta = out[j, k, 1, s]
+                first = start + w - 1
+                for t in range(min(first, n_bars)):
+                    corr[t] = np.nan
+                    beta[t] = np.nan
+                for t in range(first, n_bars):
+                    lo = t + 1 - w
+                    n = pn[t + 1] - pn[lo]
+                    if n < min_valid[k]:
+                        corr[t] = np.nan
+                        beta[t] = np.nan
+                        continue
+                    sx = px[t + 1] - px[lo]
+                    sb = pb[t + 1] - pb[lo]
+                    var_b = n * (pbb[t + 1] - pbb[lo]) - sb * sb
+                    if var_b <= pbb[t + 1] * (_RESOLUTION * n):
+                        corr[t] = np.nan
+                        beta[t] = np.nan
+                        continue
+                    cov = n * (pxb[t + 1] - pxb[lo]) - sx * sb
+                    beta[t] = cov / var_b
+                    var_x = n * (pxx[t + 1] - pxx[lo]) - sx * sx
+                    if var_x <= pxx[t + 1] * (_RESOLUTION * n):
+                        corr[t] = np.nan
+                    else:
+                        corr[t] = min(1.0, max(-1.0, cov / (np.sqrt(var_x) * np.sqrt(var_b))))
+
+
+def _corr_beta_many(
+    x: np.ndarray, benches: Sequence[np.ndarray], windows: Sequence[int], min_coverage: float
+) -> np.ndarray:
+    """corr and beta of every column of x (T, S) against every bench (T,) for every window, as one array
+    shaped (bench, window, [corr, beta], T, S) (a transposed view of a (…, S, T) block: each symbol's
+    series is contiguous for the kernel, and a DataFrame built from it needs no copy)."""
     n_bars, n_cols = x.shape
     for bench in benches:
         if bench.shape != (n_bars,):
@@ -92,43 +153,14 @@ def _corr_beta_many(x: np.ndarray, benches: Sequence[np.ndarray], windows: Seque
     for w in windows:
         if isinstance(w, bool) or int(w) != w or w < 2:
             raise ValueError(f"window must be an integer >= 2, got {w!r}")
-    x, bad_x = _clean(x)
-    # Prefix sums of x, x² and x·bench_j for every j, in one block.
-    pre = np.empty((2 + len(benches), n_bars + 1, n_cols))
-    pre[:, 0] = 0.0
-    np.cumsum(x, axis=0, out=pre[0, 1:])
-    np.multiply(x, x, out=pre[1, 1:])
-    np.cumsum(pre[1, 1:], axis=0, out=pre[1, 1:])
-    bench_prefixes = []
+    win = np.array([int(w) for w in windows], dtype=np.int64)
+    need = np.array([min_valid_pairs(int(w), min_coverage) for w in win], dtype=np.int64)
+    out = np.empty((len(benches), len(win), 2, n_cols, n_bars))
+    bench_block = np.empty((len(benches), n_bars))
     for j, bench in enumerate(benches):
-        b, bad_b = _clean(bench)
-        bench_prefixes.append((_prefix(b), _prefix(b * b), bad_b))
-        np.multiply(x, b[:, None], out=pre[2 + j, 1:])
-        np.cumsum(pre[2 + j, 1:], axis=0, out=pre[2 + j, 1:])
-
-    out = np.empty((len(benches), len(windows), 2, n_bars, n_cols))
-    scratch = np.empty((4, n_bars, n_cols))
-    for k, w in enumerate(int(w) for w in windows):
-        out[:, k, :, : w - 1] = np.nan
-        if w > n_bars:
-            continue
-        m = n_bars - w + 1
-        sx, std_x, cov, tmp = (scratch[i, :m] for i in range(4))
-        _window_stats(pre[0], pre[1], bad_x, w, sx, std_x, tmp)
-        np.sqrt(std_x, out=std_x)
-        for j, (p_s, p_ss, bad_b) in enumerate(bench_prefixes):
-            sb, var_b = np.empty(m), np.empty(m)
-            _window_stats(p_s, p_ss, bad_b, w, sb, var_b, np.empty(m))
-            np.subtract(pre[2 + j, w:], pre[2 + j, :-w], out=cov)
-            cov *= w
-            np.multiply(sx, sb[:, None], out=tmp)
-            cov -= tmp  # n·Sxb − Sx·Sb
-            np.divide(cov, var_b[:, None], out=out[j, k, 1, w - 1 :])
-            np.multiply(std_x, np.sqrt(var_b)[:, None], out=tmp)
-            corr = out[j, k, 0, w - 1 :]
-            np.divide(cov, tmp, out=corr)
-            np.clip(corr, -1.0, 1.0, out=corr)
-    return out
+        bench_block[j] = bench
+    _kernel(np.ascontiguousarray(x.T), bench_block, win, need, out)
+    return out.swapaxes(-1, -2)
 
 
 def _as_2d(x: np.ndarray | pd.DataFrame | pd.Series) -> np.ndarray:
@@ -141,10 +173,15 @@ def _as_2d(x: np.ndarray | pd.DataFrame | pd.Series) -> np.ndarray:
 
 
 def rolling_corr_beta(
-    x: np.ndarray | pd.DataFrame | pd.Series, bench: np.ndarray | pd.Series, window: int
+    x: np.ndarray | pd.DataFrame | pd.Series,
+    bench: np.ndarray | pd.Series,
+    window: int,
+    min_coverage: float = DEFAULT_MIN_COVERAGE,
 ) -> tuple[np.ndarray | pd.DataFrame | pd.Series, np.ndarray | pd.DataFrame | pd.Series]:
     """Rolling (corr, beta) of each column of `x` (T×S returns, or one series) against `bench` (T returns).
 
+    `min_coverage`: the share of a window's pairs that must have both returns (default
+    `features.corr_min_coverage`'s default, 0.9; 1.0 = no missing pair allowed).
     Output has the shape and kind of `x` (a DataFrame/Series keeps index and columns/name). A pandas
     `bench` is aligned to a pandas `x`'s index first (bars it lacks count as missing).
     """
@@ -152,7 +189,7 @@ def rolling_corr_beta(
         bench = bench.reindex(x.index)
     b = np.asarray(bench, dtype=np.float64)
     a = _as_2d(x)
-    corr, beta = _corr_beta_many(a, [b], [window])[0, 0]
+    corr, beta = _corr_beta_many(a, [b], [window], min_coverage)[0, 0]
     if isinstance(x, pd.DataFrame):
         return (
             pd.DataFrame(corr, index=x.index, columns=x.columns),
@@ -173,15 +210,17 @@ def corr_beta_table(
     benches: Sequence[str] = ("BTC", "ETH"),
     windows_days: Sequence[int] = (14, 30),
     timeframe: str = "1h",
+    min_coverage: float = DEFAULT_MIN_COVERAGE,
 ) -> dict[str, pd.DataFrame]:
     """Rolling corr and beta of every column of `returns` against each benchmark column, per window.
 
     `returns`: index = bar open time, columns = symbols, one row per bar of `timeframe` (missing bars as NaN
     rows, so a window of N rows is N bars; a DatetimeIndex with another step raises). Window lengths are in
-    days, converted to bars (14 days = 336 1h, 84 4h or 14 1d bars). Returns {name: DataFrame like
-    `returns`} with names `corr_<bench>_<days>` / `beta_<bench>_<days>`, bench lower-cased (`corr_eth_14`,
-    `beta_btc_30`): one frame per feature keeps the symbols as columns for cross-sectional ranking. The
-    benchmark's own column is kept (corr = beta = 1 where defined).
+    days, converted to bars (14 days = 336 1h, 84 4h or 14 1d bars); `min_coverage` as in
+    `rolling_corr_beta`. Returns {name: DataFrame like `returns`} with names `corr_<bench>_<days>` /
+    `beta_<bench>_<days>`, bench lower-cased (`corr_eth_14`, `beta_btc_30`): one frame per feature keeps
+    the symbols as columns for cross-sectional ranking. The benchmark's own column is kept (corr = beta = 1
+    where defined).
     """
     missing = [b for b in benches if b not in returns.columns]
     if missing:
@@ -196,7 +235,7 @@ def corr_beta_table(
             )
     x = returns.to_numpy(dtype=np.float64)
     bench_arrays = [returns[b].to_numpy(dtype=np.float64) for b in benches]
-    results = _corr_beta_many(x, bench_arrays, [days * per_day for days in windows_days])
+    results = _corr_beta_many(x, bench_arrays, [days * per_day for days in windows_days], min_coverage)
     table: dict[str, pd.DataFrame] = {}
     for j, b in enumerate(benches):
         for k, days in enumerate(windows_days):

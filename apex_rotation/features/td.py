@@ -30,9 +30,9 @@ Choices where the spec is open:
 * The 18 rule fires on count 18 exactly (not 27, 36...) of any run in the countdown's direction (the
   active setup's own run or a later one that did not recycle it); a standard restart makes that run the
   active setup. 18 is not a completion: a countdown cancelled on that bar is not restarted.
-* Countdown risk level: over the 13 counted bars (the bars numbered 1..13, as "countdown bar 8" is), not
-  the bars between them; ties go to the earliest bar. (A deferred buy bar never holds the extreme: its
-  low is above bar 8's close, hence above bar 8's low; sell mirrors.)
+* Countdown risk level (§6): over every bar from countdown bar 1 through bar 13, the bars between counted
+  bars included (deferred bars too); ties go to the earliest bar. Bars after the countdown's start but
+  before its bar 1 are not part of it, and a recycled or restarted countdown starts its period afresh.
 * Loose TDST cancellation reads `td_tdst_buy`/`td_tdst_sell` of the same row (after that bar's update).
 * Gaps: a row with NaN high, low or close has empty outputs (None, 0, False, NaN) and resets all state,
   including TDST levels, so each NaN-free stretch is computed as an independent series. `open` and
@@ -269,26 +269,24 @@ def _kernel(high, low, close, loose, strict_perfection, grace, tdst_bar1):
             act_id = run_id
             act_ref = run_max9 if restart == BUY else run_min9
 
-        # 3. counting
+        # 3. counting; the risk extreme runs over every bar from countdown bar 1 on (§6)
         if cd_dir != 0:
             hit = c <= low[i - 2] if cd_dir == BUY else c >= high[i - 2]
+            first = False
             if hit:
-                counted = True
                 if cd_cnt == 12:
                     if (cd_dir == BUY and lo <= cd_bar8) or (cd_dir == SELL and h >= cd_bar8):
                         cd_cnt = 13
                     else:
                         deferred[i] = True
-                        counted = False
                 else:
                     cd_cnt += 1
+                    first = cd_cnt == 1
                     if cd_cnt == 8:
                         cd_bar8 = c
-                if counted and (
-                    cd_cnt == 1 or (cd_dir == BUY and lo < cd_ext) or (cd_dir == SELL and h > cd_ext)
-                ):
-                    cd_ext = lo if cd_dir == BUY else h
-                    cd_tr = th - tl
+            if first or (cd_cnt > 0 and ((cd_dir == BUY and lo < cd_ext) or (cd_dir == SELL and h > cd_ext))):
+                cd_ext = lo if cd_dir == BUY else h
+                cd_tr = th - tl
             cd_type[i] = cd_dir
             countdown[i] = cd_cnt
             if cd_cnt == 13:
