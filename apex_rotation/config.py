@@ -228,6 +228,28 @@ class RegimeConfig(_Model):
         return self
 
 
+class ScoreConfig(_Model):
+    """The composer (`signals/score.py`): block weights in points, the alert threshold, the re-fire margin."""
+
+    alert_threshold: float = 6.0  # a signal fires when its score reaches this (and nothing suppresses it)
+    rescore_margin: float = 1.0  # inside td.cooldown_bars, a repeat fires only if its score rose this much
+
+
+class AlertsConfig(_Model):
+    """Alert delivery (`exec/alerts/`): channels, endpoints (tests point them at 127.0.0.1), retries."""
+
+    deliver_within_bars: int = Field(6, ge=0)  # history is recorded; only alerts this recent are sent
+    telegram_api_url: str = "https://api.telegram.org"
+    discord_api_url: str | None = None  # None: the webhook URL from the environment as is
+    notion_api_url: str = "https://api.notion.com"
+
+
+class SimConfig(_Model):
+    """The dry-run simulator (`exec/sim.py`): order expiry and the trade templates' knobs."""
+
+    entry_expiry_bars: int = Field(6, ge=1)  # an unfilled limit order expires after this many bars
+
+
 class SyntheticConfig(_Model):
     seed: int = 7
     end: UtcDatetime = datetime(2026, 1, 1, tzinfo=UTC)
@@ -295,6 +317,9 @@ class AppConfig(_Model):
     risk: RiskConfig = RiskConfig()
     technicals: TechnicalsConfig = TechnicalsConfig()
     regime: RegimeConfig = RegimeConfig()
+    score: ScoreConfig = ScoreConfig()
+    alerts: AlertsConfig = AlertsConfig()
+    sim: SimConfig = SimConfig()
     synthetic: SyntheticConfig = SyntheticConfig()
     audit: AuditConfig = AuditConfig()
     store: StoreConfig = StoreConfig()
