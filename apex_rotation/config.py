@@ -186,6 +186,12 @@ class TDConfig(_Model):
     profile: Literal["standard", "loose"] = "standard"
     perfection_grace_bars: int | None = Field(None, ge=0)
     tdst_from: Literal["extreme", "bar1"] = "extreme"
+    # The composer's reading of TD (signals/score.py): a 9 or 13 is "fresh" for this many bars of its
+    # timeframe after it prints (0: only on its own bar); the LTF's print is "fresh" against the HTF thesis
+    # when it closed within the last `conflict_ltf_bars` LTF bars up to the signal's close.
+    fresh_bars: int = Field(3, ge=0)
+    conflict_ltf_bars: int = Field(4, ge=1)
+    early_against_count: int = Field(7, ge=1, le=8)  # an opposite setup this far along counts against a trade
 
 
 class RiskConfig(_Model):
@@ -228,11 +234,50 @@ class RegimeConfig(_Model):
         return self
 
 
+class MarketPoints(_Model):
+    """Points of each confirmation filter that passes (a long; `funding_hot` is a caution, so negative)."""
+
+    volume_spike: float = 1.5
+    breakout: float = 1.5
+    oi_shift: float = 1.0
+    funding_flip: float = 0.5
+    funding_hot: float = -1.0
+
+
+class TechnicalPoints(_Model):
+    per_check: float = 0.5  # each of the five checks of signals/technicals.py that passes
+    k_of_5: float = 1.0  # the verdict: at least `technicals.required` of them pass
+    retest_confirmed: float = 1.0  # rotation: the broken level was retested and held
+    retest_failed: float = -1.0  # rotation: a close back below the broken level
+
+
+class RotationPoints(_Model):
+    high: float = 2.0  # signal strength (expected catch-up graded by apex.strength_*_pct)
+    medium: float = 1.5
+    low: float = 1.0
+    catchup_left: float = 1.0  # at least `catchup_left_min` of the expected catch-up is still ahead
+    catchup_left_min: float = Field(0.5, ge=0, le=1)
+
+
+class TDPoints(_Model):
+    countdown_13: float = 4.0  # a fresh countdown 13 in the trade's direction (buy 13 for a long)
+    perfected_9: float = 1.0  # a fresh perfected setup 9 in the direction (for a 13: the setup that started it)
+    ltf_agrees: float = 0.5  # the LTF printed a fresh 9/13 in the trade's direction too
+    against: float = -1.5  # a fresh 9/13 against the trade (a sell 9 for a long)
+    early_setup: float = -0.5  # a setup still running: against (≥ td.early_against_count) or not exhausted
+
+
 class ScoreConfig(_Model):
     """The composer (`signals/score.py`): block weights in points, the alert threshold, the re-fire margin."""
 
     alert_threshold: float = 6.0  # a signal fires when its score reaches this (and nothing suppresses it)
     rescore_margin: float = 1.0  # inside td.cooldown_bars, a repeat fires only if its score rose this much
+    market: MarketPoints = MarketPoints()
+    technical: TechnicalPoints = TechnicalPoints()
+    rotation: RotationPoints = RotationPoints()
+    td: TDPoints = TDPoints()
+    entry_zone_atr: float = Field(0.25, ge=0)  # the entry zone reaches this many ATR from the signal close
+    structure_bars: int = Field(10, ge=1)  # the swing low/high for the structure stop: over this many bars
 
 
 class AlertsConfig(_Model):

@@ -88,6 +88,7 @@ SCORES = Table(
     "scores",
     "timeframe",
     "every scored signal (rotation, td13_exhaustion): blocks, score, fired or why not, reasons, plan",
+    lambda tf, cfg: schemas.scores_schema(cfg.score.alert_threshold),
 )
 ALERTS = Table(
     "alerts",
