@@ -261,7 +261,7 @@ class RotationPoints(_Model):
 
 class TDPoints(_Model):
     countdown_13: float = 4.0  # a fresh countdown 13 in the trade's direction (buy 13 for a long)
-    perfected_9: float = 1.0  # a fresh perfected setup 9 in the direction (for a 13: the setup that started it)
+    perfected_9: float = 1.0  # a fresh perfected 9 in the direction (a 13: the setup that started it)
     ltf_agrees: float = 0.5  # the LTF printed a fresh 9/13 in the trade's direction too
     against: float = -1.5  # a fresh 9/13 against the trade (a sell 9 for a long)
     early_setup: float = -0.5  # a setup still running: against (≥ td.early_against_count) or not exhausted

@@ -403,7 +403,7 @@ def test_funding_is_hourly_and_flips_are_exactly_recorded(source: SyntheticSourc
 
 def test_open_interest_history_and_planted_shifts(source: SyntheticSource, truth: pd.DataFrame):
     shifts = truth[truth["kind"] == "oi_shift"]
-    assert len(shifts) == 49  # with each apex breakout (the open episode's too), and a flush on an alt, per slot
+    assert len(shifts) == 49  # with each apex breakout (the open episode too), a flush on an alt per slot
     latest = source.fetch_open_interest(source.cfg.basket.names).set_index("symbol")
     for symbol in source.cfg.basket.names:
         oi = source.fetch_open_interest_history(symbol, *ALL_TIME)

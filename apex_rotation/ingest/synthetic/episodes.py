@@ -89,7 +89,8 @@ class _Planter(_State):
         laggards catching up on the next 4h bar (08:00), then holding (returns × OPEN_HOLD) through the last
         three bars, so a confirmed signal stands a few bars before the end with its trade unresolved."""
         before = len(self.catchups)
-        self._episode(rng, number, last_day, "4h", self.apexes[k % len(self.apexes)], bar4=1, catch_up_after=1)
+        primary = self.apexes[k % len(self.apexes)]
+        self._episode(rng, number, last_day, "4h", primary, bar4=1, catch_up_after=1)
         for alt, j, _ in self.catchups[before:]:
             h = self.bins["4h"].first(j + 1)
             self.R[self.row[alt], h:] *= OPEN_HOLD
@@ -155,8 +156,8 @@ class _Planter(_State):
                 targets[apex] = (
                     rng.uniform(thr + 0.008, thr + 0.025) if both else rng.uniform(0.25, 0.6) * thr
                 )
-        drawn, n_lag, order = int(rng.integers(1, 3)), int(rng.integers(1, 4)), rng.permutation(len(self.alts))
-        bar4 = drawn if bar4 is None else bar4
+        drawn, n_lag = int(rng.integers(1, 3)), int(rng.integers(1, 4))
+        order, bar4 = rng.permutation(len(self.alts)), drawn if bar4 is None else bar4
 
         plans = []
         for t in [tf, "4h"] if tf == "1d" else ["4h"]:
