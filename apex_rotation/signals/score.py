@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime
-from typing import Literal
+from datetime import UTC, datetime
+from typing import Annotated, Literal
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, field_validator
 
 from apex_rotation.config import AppConfig
 from apex_rotation.signals import regime as regimes
@@ -135,6 +135,15 @@ class ScoredSignal(BaseModel):
 # ---------------------------------------------------------------- the composer's input
 
 
+def _aware_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("a naive datetime: give it in UTC")
+    return value.astimezone(UTC)
+
+
+UtcTime = Annotated[datetime, AfterValidator(_aware_utc)]
+
+
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -215,7 +224,7 @@ class Watch(_Frozen):
     """A rotation candidate (`rotation_candidates`) and how its confirmation watch ended (`confirmations`)."""
 
     apex_asset: str
-    trigger_time: datetime
+    trigger_time: UtcTime
     signal_strength: Literal["HIGH", "MEDIUM", "LOW"]
     expected_catchup_pct: float
     move_since_trigger_pct: float  # the alt's close on the signal bar vs on the trigger bar
@@ -236,7 +245,7 @@ class SignalContext(_Frozen):
     archetype: Archetype
     symbol: str
     timeframe: str
-    bar_time: datetime  # the signal bar (open time); every input is known at its close
+    bar_time: UtcTime  # the signal bar (open time); every input is known at its close
     direction: Direction
     bar: BarValues
     td: TDView  # the signal's timeframe
@@ -250,13 +259,6 @@ class SignalContext(_Frozen):
     previous: PreviousFire | None = None
     cfg: AppConfig  # the run's configuration (weights, threshold, TD, technicals, risk, regime knobs)
 
-    @field_validator("bar_time")
-    @classmethod
-    def _utc(cls, value: datetime) -> datetime:
-        if value.tzinfo is None:
-            raise ValueError("bar_time must be timezone-aware (UTC)")
-        return pd.Timestamp(value).tz_convert("UTC").to_pydatetime()
-
 
 # ---------------------------------------------------------------- the composer
 
@@ -264,6 +266,14 @@ class SignalContext(_Frozen):
 def _aligned(direction: str) -> tuple[str, str]:
     """(the TD side in the trade's direction, the side against it): a buy count exhausts sellers: long."""
     return ("buy", "sell") if direction == "long" else ("sell", "buy")
+
+
+def _scored(
+    block: str, name: str, passed: bool | None, points: float, detail: str, counts: bool | None = None
+) -> Reason:
+    """A reason worth `points` when it `counts` (by default: when it passed), else 0."""
+    counts = passed is True if counts is None else counts
+    return Reason(block=block, name=name, passed=passed, points=points if counts else 0.0, detail=detail)
 
 
 def _market(ctx: SignalContext, cfg: AppConfig) -> list[Reason]:
@@ -281,15 +291,7 @@ def _market(ctx: SignalContext, cfg: AppConfig) -> list[Reason]:
             w, note = 0.0, "; not a short's confirmation"
         elif ctx.direction == "short" and name == "funding_hot":
             w, note = -w, "; crowded longs: fuel for a short"
-        out.append(
-            Reason(
-                block="market",
-                name=name,
-                passed=res.passed,
-                points=w if res.passed else 0.0,
-                detail=res.reason + note,
-            )
-        )
+        out.append(_scored("market", name, res.passed, w, res.reason + note))
     return out
 
 
@@ -370,26 +372,17 @@ def _technical(ctx: SignalContext, cfg: AppConfig) -> list[Reason]:
     """Each of the five checks, the k-of-5 verdict, and (rotation) the retest of the latest breakout."""
     p = cfg.score.technical
     checks = _long_checks(ctx.bar, cfg) if ctx.direction == "long" else _short_checks(ctx.bar, cfg)
-    out = [
-        Reason(
-            block="technical",
-            name=c.name,
-            passed=c.passed,
-            points=p.per_check if c.passed else 0.0,
-            detail=c.reason,
-        )
-        for c in checks
-    ]
+    out = [_scored("technical", c.name, c.passed, p.per_check, c.reason) for c in checks]
     n = sum(c.passed is True for c in checks)
     need = cfg.technicals.required
     ok = n >= need
     out.append(
-        Reason(
-            block="technical",
-            name="k_of_5",
-            passed=ok,
-            points=p.k_of_5 if ok else 0.0,
-            detail=f"{n} of 5 checks pass ({'≥' if ok else '<'} {need} required)",
+        _scored(
+            "technical",
+            "k_of_5",
+            ok,
+            p.k_of_5,
+            f"{n} of 5 checks pass ({'≥' if ok else '<'} {need} required)",
         )
     )
     if ctx.archetype == "rotation":
@@ -422,17 +415,17 @@ def _rotation(ctx: SignalContext, cfg: AppConfig) -> list[Reason]:
     left = w.expected_catchup_pct - w.move_since_trigger_pct
     need = p.catchup_left_min * w.expected_catchup_pct
     ok = left >= need
-    out.append(
-        Reason(
-            block="rotation",
-            name="catchup_left",
-            passed=ok,
-            points=p.catchup_left if ok else 0.0,
-            detail=f"{left:+.1f}% of {w.expected_catchup_pct:.1f}% still ahead (moved "
-            f"{w.move_since_trigger_pct:+.1f}% since the trigger; need ≥ {need:.1f}%)",
-        )
+    detail = (
+        f"{left:+.1f}% of {w.expected_catchup_pct:.1f}% still ahead (moved "
+        f"{w.move_since_trigger_pct:+.1f}% since the trigger; need ≥ {need:.1f}%)"
     )
+    out.append(_scored("rotation", "catchup_left", ok, p.catchup_left, detail))
     return out
+
+
+def _hit(name: str, event: object, points: float, passed: bool, detail: str) -> Reason:
+    """A TD reason worth `points` when `event` (a TDEvent or a text) is there, else 0."""
+    return _scored("td", name, passed, points, detail, counts=bool(event))
 
 
 def _td(ctx: SignalContext, cfg: AppConfig) -> list[Reason]:
@@ -440,74 +433,61 @@ def _td(ctx: SignalContext, cfg: AppConfig) -> list[Reason]:
     against it and setups still running subtract; the LTF agreeing adds a little."""
     p, fresh = cfg.score.td, cfg.td.fresh_bars
     side, other = _aligned(ctx.direction)
-    view = ctx.td
-    out = []
+    view, tf = ctx.td, ctx.td.timeframe
     thirteen = view.fresh(side, fresh, ("countdown_13",))
-    out.append(
-        Reason(
-            block="td",
-            name="countdown_13",
-            passed=thirteen is not None,
-            points=p.countdown_13 if thirteen else 0.0,
-            detail=f"{view.timeframe} {thirteen.text()}"
-            if thirteen
-            else f"no {side} 13 within {fresh} bars on {view.timeframe}",
-        )
-    )
     nine = view.fresh(side, fresh, ("setup_9",))
     if thirteen is not None:  # for a 13, the setup that started its countdown
-        ok = thirteen.perfected
-        detail = f"the {side} setup that started this countdown was {'perfected' if ok else 'not perfected'}"
+        perfected = thirteen.perfected
+        nine_text = f"the {side} setup that started this countdown was {'' if perfected else 'not '}perfected"
     elif nine is not None:
-        ok = nine.perfected
-        detail = f"{view.timeframe} {nine.text()}" + ("" if ok else ", not perfected")
+        perfected = nine.perfected
+        nine_text = f"{tf} {nine.text()}" + ("" if perfected else ", not perfected")
     else:
-        ok, detail = False, f"no {side} 9 within {fresh} bars on {view.timeframe}"
-    out.append(
-        Reason(block="td", name="perfected_9", passed=ok, points=p.perfected_9 if ok else 0.0, detail=detail)
-    )
+        perfected, nine_text = False, f"no {side} 9 within {fresh} bars on {tf}"
     against = view.fresh(other, fresh)
-    out.append(
-        Reason(
-            block="td",
-            name="against",
-            passed=against is None,
-            points=p.against if against else 0.0,
-            detail=f"{view.timeframe} {against.text()} against a {ctx.direction}"
-            if against
-            else f"no {other} 9/13 within {fresh} bars",
-        )
-    )
     running = view.setup_type is not None and 0 < view.setup_count < 9
-    exhausted = thirteen is not None or nine is not None
     if running and view.setup_type == other and view.setup_count >= cfg.td.early_against_count:
         early = f"{other} setup at {view.setup_count} of 9: exhaustion against the trade is near"
-    elif running and view.setup_type == side and not exhausted:
+    elif running and view.setup_type == side and thirteen is None and nine is None:
         early = f"{side} setup at {view.setup_count} of 9: the move has not exhausted yet (early)"
     else:
         early = None
-    out.append(
-        Reason(
-            block="td",
-            name="early_setup",
-            passed=early is None,
-            points=p.early_setup if early else 0.0,
-            detail=early or f"no early setup ({view.state_text()})",
-        )
-    )
     agrees = ctx.ltf.fresh(side, cfg.td.conflict_ltf_bars - 1)
-    out.append(
-        Reason(
-            block="td",
-            name="ltf_agrees",
-            passed=agrees is not None,
-            points=p.ltf_agrees if agrees else 0.0,
-            detail=f"{ctx.ltf.timeframe} {agrees.text()}"
+    return [
+        _hit(
+            "countdown_13",
+            thirteen,
+            p.countdown_13,
+            thirteen is not None,
+            f"{tf} {thirteen.text()}" if thirteen else f"no {side} 13 within {fresh} bars on {tf}",
+        ),
+        _hit("perfected_9", perfected, p.perfected_9, perfected, nine_text),
+        _hit(
+            "against",
+            against,
+            p.against,
+            against is None,
+            f"{tf} {against.text()} against a {ctx.direction}"
+            if against
+            else f"no {other} 9/13 within {fresh} bars",
+        ),
+        _hit(
+            "early_setup",
+            early,
+            p.early_setup,
+            early is None,
+            early or f"no early setup ({view.state_text()})",
+        ),
+        _hit(
+            "ltf_agrees",
+            agrees,
+            p.ltf_agrees,
+            agrees is not None,
+            f"{ctx.ltf.timeframe} {agrees.text()}"
             if agrees
             else f"no fresh {side} 9/13 ({ctx.ltf.state_text()})",
-        )
-    )
-    return out
+        ),
+    ]
 
 
 def conflict(ctx: SignalContext, cfg: AppConfig) -> Reason:
@@ -515,31 +495,16 @@ def conflict(ctx: SignalContext, cfg: AppConfig) -> Reason:
     direction within `td.fresh_bars` HTF bars; the LTF contradicts it when it printed a 9 or 13 of the other
     side on one of the last `td.conflict_ltf_bars` LTF bars closed by the signal's close. Both: conflict."""
     side, other = _aligned(ctx.direction)
+    htf, ltf = ctx.htf.timeframe, ctx.ltf.timeframe
     thesis = ctx.htf.fresh(side, cfg.td.fresh_bars)
+    against = ctx.ltf.fresh(other, cfg.td.conflict_ltf_bars - 1) if thesis else None
     if thesis is None:
-        return Reason(
-            block="conflict",
-            name="htf_ltf",
-            passed=True,
-            points=0.0,
-            detail=f"no {ctx.htf.timeframe} TD thesis in the trade's direction to contradict",
-        )
-    against = ctx.ltf.fresh(other, cfg.td.conflict_ltf_bars - 1)
-    if against is None:
-        return Reason(
-            block="conflict",
-            name="htf_ltf",
-            passed=True,
-            points=0.0,
-            detail=f"{ctx.htf.timeframe} {thesis.text()}; {ctx.ltf.timeframe} prints nothing against it",
-        )
-    return Reason(
-        block="conflict",
-        name="htf_ltf",
-        passed=False,
-        points=0.0,
-        detail=f"{ctx.htf.timeframe} {thesis.text()} vs {ctx.ltf.timeframe} {against.text()}",
-    )
+        detail = f"no {htf} TD thesis in the trade's direction to contradict"
+    elif against is None:
+        detail = f"{htf} {thesis.text()}; {ltf} prints nothing against it"
+    else:
+        detail = f"{htf} {thesis.text()} vs {ltf} {against.text()}"
+    return Reason(block="conflict", name="htf_ltf", passed=against is None, points=0.0, detail=detail)
 
 
 def _plan(ctx: SignalContext, cfg: AppConfig, td_contributes: bool) -> tuple[EntryPlan | None, str]:
