@@ -206,6 +206,12 @@ class TDConfig(_Model):
     profile: Literal["standard", "loose"] = "standard"
     perfection_grace_bars: int | None = Field(None, ge=0)
     tdst_from: Literal["extreme", "bar1"] = "extreme"
+    # The composer's reading of TD (signals/score.py): a 9 or 13 is "fresh" for this many bars of its
+    # timeframe after it prints (0: only on its own bar); the LTF's print is "fresh" against the HTF thesis
+    # when it closed within the last `conflict_ltf_bars` LTF bars up to the signal's close.
+    fresh_bars: int = Field(3, ge=0)
+    conflict_ltf_bars: int = Field(4, ge=1)
+    early_against_count: int = Field(7, ge=1, le=8)  # an opposite setup this far along counts against a trade
 
 
 class RiskConfig(_Model):
@@ -246,6 +252,67 @@ class RegimeConfig(_Model):
         if self.vol_min_periods > self.vol_window:
             raise ValueError(f"vol_min_periods {self.vol_min_periods} > vol_window {self.vol_window}")
         return self
+
+
+class MarketPoints(_Model):
+    """Points of each confirmation filter that passes (a long; `funding_hot` is a caution, so negative)."""
+
+    volume_spike: float = 1.5
+    breakout: float = 1.5
+    oi_shift: float = 1.0
+    funding_flip: float = 0.5
+    funding_hot: float = -1.0
+
+
+class TechnicalPoints(_Model):
+    per_check: float = 0.5  # each of the five checks of signals/technicals.py that passes
+    k_of_5: float = 1.0  # the verdict: at least `technicals.required` of them pass
+    retest_confirmed: float = 1.0  # rotation: the broken level was retested and held
+    retest_failed: float = -1.0  # rotation: a close back below the broken level
+
+
+class RotationPoints(_Model):
+    high: float = 2.0  # signal strength (expected catch-up graded by apex.strength_*_pct)
+    medium: float = 1.5
+    low: float = 1.0
+    catchup_left: float = 1.0  # at least `catchup_left_min` of the expected catch-up is still ahead
+    catchup_left_min: float = Field(0.5, ge=0, le=1)
+
+
+class TDPoints(_Model):
+    countdown_13: float = 4.0  # a fresh countdown 13 in the trade's direction (buy 13 for a long)
+    perfected_9: float = 1.0  # a fresh perfected 9 in the direction (a 13: the setup that started it)
+    ltf_agrees: float = 0.5  # the LTF printed a fresh 9/13 in the trade's direction too
+    against: float = -1.5  # a fresh 9/13 against the trade (a sell 9 for a long)
+    early_setup: float = -0.5  # a setup still running: against (≥ td.early_against_count) or not exhausted
+
+
+class ScoreConfig(_Model):
+    """The composer (`signals/score.py`): block weights in points, the alert threshold, the re-fire margin."""
+
+    alert_threshold: float = 6.0  # a signal fires when its score reaches this (and nothing suppresses it)
+    rescore_margin: float = 1.0  # inside td.cooldown_bars, a repeat fires only if its score rose this much
+    market: MarketPoints = MarketPoints()
+    technical: TechnicalPoints = TechnicalPoints()
+    rotation: RotationPoints = RotationPoints()
+    td: TDPoints = TDPoints()
+    entry_zone_atr: float = Field(0.25, ge=0)  # the entry zone reaches this many ATR from the signal close
+    structure_bars: int = Field(10, ge=1)  # the swing low/high for the structure stop: over this many bars
+
+
+class AlertsConfig(_Model):
+    """Alert delivery (`exec/alerts/`): channels, endpoints (tests point them at 127.0.0.1), retries."""
+
+    deliver_within_bars: int = Field(6, ge=0)  # history is recorded; only alerts this recent are sent
+    telegram_api_url: str = "https://api.telegram.org"
+    discord_api_url: str | None = None  # None: the webhook URL from the environment as is
+    notion_api_url: str = "https://api.notion.com"
+
+
+class SimConfig(_Model):
+    """The dry-run simulator (`exec/sim.py`): order expiry and the trade templates' knobs."""
+
+    entry_expiry_bars: int = Field(6, ge=1)  # an unfilled limit order expires after this many bars
 
 
 class SyntheticConfig(_Model):
@@ -315,6 +382,9 @@ class AppConfig(_Model):
     risk: RiskConfig = RiskConfig()
     technicals: TechnicalsConfig = TechnicalsConfig()
     regime: RegimeConfig = RegimeConfig()
+    score: ScoreConfig = ScoreConfig()
+    alerts: AlertsConfig = AlertsConfig()
+    sim: SimConfig = SimConfig()
     synthetic: SyntheticConfig = SyntheticConfig()
     audit: AuditConfig = AuditConfig()
     store: StoreConfig = StoreConfig()

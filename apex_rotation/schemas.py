@@ -333,3 +333,69 @@ def confirmations_schema(window_bars: int) -> pa.DataFrameSchema:
         coerce=True,
         name="confirmations",
     )
+
+
+def scores_schema(alert_threshold: float) -> pa.DataFrameSchema:
+    """A `scores` table: one row per scored signal (`ScoredSignal.to_row`); a fired signal has a plan, a
+    score at or above the alert threshold and no suppression; one that did not fire says why."""
+    eps = 1e-9
+
+    def fired_is_sound(df: pd.DataFrame) -> pd.Series:
+        ok = df["plan_entry"].notna() & (df["score"] >= alert_threshold - eps) & df["suppressed"].isna()
+        return ~df["fired"].astype(bool) | ok
+
+    def unfired_says_why(df: pd.DataFrame) -> pd.Series:
+        return df["fired"].astype(bool) | df["suppressed"].notna()
+
+    def stop_on_loss_side(df: pd.DataFrame) -> pd.Series:
+        long = (
+            (df["direction"] == "long")
+            & (df["plan_stop"] < df["plan_entry"])
+            & (df["plan_target"] > df["plan_entry"])
+        )
+        short = (
+            (df["direction"] == "short")
+            & (df["plan_stop"] > df["plan_entry"])
+            & (df["plan_target"] < df["plan_entry"])
+        )
+        return df["plan_entry"].isna() | long | short
+
+    plan = {"nullable": True, "required": True}
+    return pa.DataFrameSchema(
+        {
+            "signal_id": pa.Column(str, unique=True),
+            "symbol": pa.Column(str),
+            "timeframe": pa.Column(str, pa.Check.isin(list(TIMEFRAMES))),
+            "bar_time": pa.Column(UTC_NS),
+            "archetype": pa.Column(str, pa.Check.isin(["rotation", "td13_exhaustion"])),
+            "direction": pa.Column(str, pa.Check.isin(["long", "short"])),
+            "apex_asset": pa.Column(str, nullable=True),
+            "narrative_score": pa.Column("float64"),
+            "market_score": pa.Column("float64"),
+            "technical_score": pa.Column("float64"),
+            "rotation_bonus": pa.Column("float64"),
+            "td_signal": pa.Column("float64"),
+            "regime": pa.Column(str),
+            "regime_weight": pa.Column("float64", pa.Check.in_range(0.0, 1.0)),
+            "score": pa.Column("float64"),
+            "fired": pa.Column(bool),
+            "suppressed": pa.Column(str, nullable=True),
+            "td_contributes": pa.Column(bool),
+            "reasons": pa.Column(str),
+            "plan_entry": pa.Column("float64", pa.Check.gt(0), **plan),
+            "plan_stop": pa.Column("float64", **plan),
+            "plan_target": pa.Column("float64", **plan),
+            "plan_rr": pa.Column("float64", **plan),
+            "plan_invalidation": pa.Column("float64", **plan),
+        },
+        checks=[
+            pa.Check(
+                fired_is_sound, error="a fired signal without a plan, under the threshold or suppressed"
+            ),
+            pa.Check(unfired_says_why, error="a signal that did not fire without a reason"),
+            pa.Check(stop_on_loss_side, error="plan stop/target on the wrong side of entry"),
+        ],
+        strict=False,
+        coerce=True,
+        name="scores",
+    )

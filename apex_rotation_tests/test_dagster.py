@@ -34,6 +34,7 @@ ALL_ASSETS = {
     "rotation_candidates",
     "confirmations",
     "scanner_quality",
+    "scores",
 }
 
 

@@ -289,9 +289,12 @@ def test_planted_episodes_have_named_laggards_decoys_and_followers(truth: pd.Dat
     breakouts = truth[truth["kind"] == "apex_breakout"]
     assert breakouts["detail"].str.startswith("planted episode #").all()  # nothing unplanned broke out
     episodes = breakouts.groupby("detail")["time"].first().sort_values()
-    assert len(episodes) == 24  # 730 days // 30-day slots
-    assert breakouts.drop_duplicates("detail")["timeframe"].value_counts().to_dict() == {"4h": 18, "1d": 6}
-    assert episodes.diff().dropna().min() >= pd.Timedelta(days=29)  # room for the 14-day windows to recover
+    assert len(episodes) == 25  # 730 days // 30-day slots, plus the open episode on the last day
+    assert breakouts.drop_duplicates("detail")["timeframe"].value_counts().to_dict() == {"4h": 19, "1d": 6}
+    gaps = episodes.diff().dropna()
+    assert gaps.iloc[:-1].min() >= pd.Timedelta(days=29)  # room for the 14-day windows to recover
+    assert gaps.iloc[-1] >= pd.Timedelta(days=15)  # the open episode's 14-day window misses the last slot's
+    assert episodes.iloc[-1] == pd.Timestamp("2025-12-31T04:00:00Z")  # 04:00 on the last day: still open
     laggards = truth[truth["kind"] == "laggard"]
     assert laggards["detail"].str.endswith("planted as laggard").all()
     assert laggards.groupby("time").size().reindex(episodes.to_numpy()).fillna(0).min() >= 1  # each names one
@@ -400,7 +403,7 @@ def test_funding_is_hourly_and_flips_are_exactly_recorded(source: SyntheticSourc
 
 def test_open_interest_history_and_planted_shifts(source: SyntheticSource, truth: pd.DataFrame):
     shifts = truth[truth["kind"] == "oi_shift"]
-    assert len(shifts) == 48  # with each apex breakout, and a flush on an alt, per slot
+    assert len(shifts) == 49  # with each apex breakout (the open episode too), a flush on an alt per slot
     latest = source.fetch_open_interest(source.cfg.basket.names).set_index("symbol")
     for symbol in source.cfg.basket.names:
         oi = source.fetch_open_interest_history(symbol, *ALL_TIME)

@@ -15,6 +15,7 @@ from apex_rotation.defs.feature_assets import build_feature_assets
 from apex_rotation.defs.market_data_assets import build_market_data_assets
 from apex_rotation.defs.research_assets import build_research_assets
 from apex_rotation.defs.resources import SourceResource, StoreResource, duckdb_resource, redacting_console
+from apex_rotation.defs.score_assets import build_score_assets
 from apex_rotation.defs.signal_assets import build_signal_assets
 
 
@@ -31,11 +32,11 @@ def build_definitions(
     features, td_state = build_feature_assets(cfg, audited_bars)
     rotation_candidates, confirmations = build_signal_assets(cfg, features)
     (scanner_quality,) = build_research_assets(cfg, rotation_candidates)
-    data_job, signals_job = build_jobs(
-        [bars, audited_bars, features, td_state], [rotation_candidates, confirmations, scanner_quality]
-    )
+    (scores,) = build_score_assets(cfg, confirmations, features, td_state)
+    signal_assets = [rotation_candidates, confirmations, scanner_quality, scores]
+    data_job, signals_job = build_jobs([bars, audited_bars, features, td_state], signal_assets)
     return dg.Definitions(
-        assets=[bars, audited_bars, features, td_state, rotation_candidates, confirmations, scanner_quality],
+        assets=[bars, audited_bars, features, td_state, *signal_assets],
         jobs=[data_job, signals_job],
         schedules=build_schedules(cfg, data_job),
         sensors=build_sensors(data_job, signals_job),

@@ -84,6 +84,23 @@ SCANNER_QUALITY = Table(
     "research: the scan against the planted truth (synthetic only) and the hindsight catch-up rate",
 )
 
+SCORES = Table(
+    "scores",
+    "timeframe",
+    "every scored signal (rotation, td13_exhaustion): blocks, score, fired or why not, reasons, plan",
+    lambda tf, cfg: schemas.scores_schema(cfg.score.alert_threshold),
+)
+ALERTS = Table(
+    "alerts",
+    "timeframe",
+    "every fired signal as an alert: stable alert_id, payload, status at the latest bar, chart path",
+)
+SIM_TRADES = Table(
+    "sim_trades",
+    "timeframe",
+    "the dry-run trade of each alert: fills, exits, PnL in % and R, fees, funding, MFE/MAE",
+)
+
 CATALOG: tuple[Table, ...] = (
     BARS,
     AUDITED_BARS,
@@ -96,6 +113,9 @@ CATALOG: tuple[Table, ...] = (
     BASKET_PROFILE,
     CONFIRMATIONS,
     SCANNER_QUALITY,
+    SCORES,
+    ALERTS,
+    SIM_TRADES,
 )
 # What `features.load` joins, in this order, onto the audited bars (each stage one symbol × timeframe).
 LOAD_ORDER: tuple[Table, ...] = (AUDITED_BARS, FEATURES, TD_STATE)

@@ -30,6 +30,7 @@ CORR_MARGIN, BETA_MARGIN, MOVE_MARGIN = 0.03, 0.15, 0.005  # how clearly planted
 TD_UNIT = 0.012  # log step of the TD patterns' designed closes
 TD_BARS = 32
 OI_SHIFT_MIN = 0.10  # planted open-interest shifts are 1.2-1.8 × this within one 4h bar
+OPEN_HOLD = 0.25  # after its catch-up, the open episode's laggard moves this fraction of its usual returns
 
 
 def _down_run(y: np.ndarray, i: int) -> int:
@@ -79,6 +80,21 @@ class _Planter(_State):
             h = d0 + OI_DAY * 24 + 4 * int(rng.integers(0, 18))
             flush = -OI_SHIFT_MIN * rng.uniform(1.2, 1.8)
             self.oi_plans.append((who[int(rng.integers(len(who)))], h, flush, "a flush"))
+        # the open episode, when its gate window (the days before the last day) misses the last slot's breakout
+        if days.count - 1 - self.window_days > (n_slots - 1) * slot + EPISODE_DAY:
+            self._open_episode(rng, n_slots + 1, days.first(days.count - 1), first_apex + n_slots)
+
+    def _open_episode(self, rng: np.random.Generator, number: int, last_day: int, k: int) -> None:
+        """An episode still open at the end of the data: an apex 4h breakout at 04:00 UTC on the last day, its
+        laggards catching up on the next 4h bar (08:00), then holding (returns × OPEN_HOLD) through the last
+        three bars, so a confirmed signal stands a few bars before the end with its trade unresolved."""
+        before = len(self.catchups)
+        primary = self.apexes[k % len(self.apexes)]
+        self._episode(rng, number, last_day, "4h", primary, bar4=1, catch_up_after=1)
+        for alt, j, _ in self.catchups[before:]:
+            h = self.bins["4h"].first(j + 1)
+            self.R[self.row[alt], h:] *= OPEN_HOLD
+            self.open_holds.append((alt, h))
 
     def _statuses(self, tf: str, j: int, breaking: Sequence[str]) -> dict[tuple[str, str], str]:
         """Gate status of every (alt, breaking apex) for bar j of `tf`: 'pass', 'fail_corr' or 'fail_beta'
@@ -119,7 +135,19 @@ class _Planter(_State):
             return "fail_beta"
         return "unclear"
 
-    def _episode(self, rng: np.random.Generator, number: int, day_start: int, tf: str, primary: str) -> None:
+    def _episode(
+        self,
+        rng: np.random.Generator,
+        number: int,
+        day_start: int,
+        tf: str,
+        primary: str,
+        bar4: int | None = None,
+        catch_up_after: int | None = None,
+    ) -> None:
+        """Plant apex breakout #`number` on `day_start` (a 4h bar at 04:00 or 08:00, `bar4` 1 or 2, drawn when
+        None), its laggards, decoys and followers, and each laggard's catch-up 1-3 4h bars later
+        (`catch_up_after`, drawn per laggard when None)."""
         thr, lag = self.thr, self.lag
         targets = {primary: rng.uniform(thr + 0.008, thr + 0.03)}
         for apex in self.apexes:
@@ -128,7 +156,8 @@ class _Planter(_State):
                 targets[apex] = (
                     rng.uniform(thr + 0.008, thr + 0.025) if both else rng.uniform(0.25, 0.6) * thr
                 )
-        bar4, n_lag, order = int(rng.integers(1, 3)), int(rng.integers(1, 4)), rng.permutation(len(self.alts))
+        drawn, n_lag = int(rng.integers(1, 3)), int(rng.integers(1, 4))
+        order, bar4 = rng.permutation(len(self.alts)), drawn if bar4 is None else bar4
 
         plans = []
         for t in [tf, "4h"] if tf == "1d" else ["4h"]:
@@ -198,7 +227,8 @@ class _Planter(_State):
         bins4 = self.bins["4h"]
         last4 = bins4.of(start + k - 1)
         for alt in laggards:
-            self._catch_up(rng, alt, last4 + int(rng.integers(1, 4)), number)
+            after = int(rng.integers(1, 4))
+            self._catch_up(rng, alt, last4 + (after if catch_up_after is None else catch_up_after), number)
         build_up = OI_SHIFT_MIN * rng.uniform(1.2, 1.8)
         self.oi_plans.append((primary, start, build_up, f"with apex breakout #{number}"))
 

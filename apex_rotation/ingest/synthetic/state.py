@@ -50,6 +50,7 @@ class _State:
         self.catchups: list[tuple[str, int, int]] = []  # (alt, 4h bar, episode)
         self.td_marks: list[tuple[str, int, str, str, int]] = []  # (alt, 4h bar, kind, direction, flip bar)
         self.oi_plans: list[tuple[str, int, float, str]] = []  # (symbol, first hour, target, why)
+        self.open_holds: list[tuple[str, int]] = []  # the open episode's laggards: (alt, first hour held)
 
     def _time(self, hour_index: int) -> int:
         return int(self.start_ms + hour_index * HOUR_MS)

@@ -73,6 +73,8 @@ class _TruthTable(_State):
             level = hi4[i, j - L : j].max()
             when = self._time(b4.first(j))
             detail = f"catch-up of episode #{number}: close {close4[i, j]:.6g} > {L}-bar high {level:.6g}"
+            if (alt, b4.first(j + 1)) in self.open_holds:
+                detail += "; still open at the end of the data (the alt holds its gain through the last bars)"
             rows.append((when, "4h", "breakout", alt, None, (close4[i, j] / level - 1) * 100, detail))
             ratio = vol4[i, j] / vol4[i, j - L : j].mean()
             detail = (
