@@ -19,7 +19,7 @@ import pandera.pandas as pa
 from pydantic import BaseModel, ConfigDict, Field
 
 from apex_rotation.bars import FILL_REASONS
-from apex_rotation.timeframes import TIMEFRAMES, delta
+from apex_rotation.timeframes import TIMEFRAME_DELTA, TIMEFRAMES, delta
 
 # ---------------------------------------------------------------- record models
 
@@ -37,7 +37,15 @@ FILLED_EXITS = ("stop", "target", "max_hold", "open_at_end")
 UNFILLED_EXITS = ("expired", "pending_at_end", "invalidated", "missed", "no_plan")
 EXIT_REASONS = (*FILLED_EXITS, *UNFILLED_EXITS)
 ExitReason = Literal[
-    "stop", "target", "max_hold", "open_at_end", "expired", "pending_at_end", "invalidated", "missed", "no_plan"
+    "stop",
+    "target",
+    "max_hold",
+    "open_at_end",
+    "expired",
+    "pending_at_end",
+    "invalidated",
+    "missed",
+    "no_plan",
 ]
 
 
@@ -321,7 +329,7 @@ def trades_schema() -> pa.DataFrameSchema:
         return filled(df) == df["exit_reason"].isin(FILLED_EXITS)
 
     def entry_after_signal_bar(df: pd.DataFrame) -> pd.Series:
-        step = df["timeframe"].map(lambda tf: delta(tf) if tf in TIMEFRAMES else pd.NaT)
+        step = pd.to_timedelta(df["timeframe"].map(TIMEFRAME_DELTA))
         return ~filled(df) | (df["entry_time"] >= df["signal_time"] + step)
 
     price = pa.Column("float64", pa.Check.gt(0), nullable=True, coerce=True)

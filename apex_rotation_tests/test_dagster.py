@@ -34,6 +34,8 @@ ALL_ASSETS = {
     "rotation_candidates",
     "confirmations",
     "scanner_quality",
+    "alerts",  # sim_trades' upstream (exec/alerts/, built in parallel): an external key until it lands
+    "sim_trades",
 }
 
 

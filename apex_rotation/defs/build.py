@@ -16,6 +16,7 @@ from apex_rotation.defs.market_data_assets import build_market_data_assets
 from apex_rotation.defs.research_assets import build_research_assets
 from apex_rotation.defs.resources import SourceResource, StoreResource, duckdb_resource, redacting_console
 from apex_rotation.defs.signal_assets import build_signal_assets
+from apex_rotation.defs.sim_assets import build_sim_assets
 
 
 def build_definitions(
@@ -35,7 +36,16 @@ def build_definitions(
         [bars, audited_bars, features, td_state], [rotation_candidates, confirmations, scanner_quality]
     )
     return dg.Definitions(
-        assets=[bars, audited_bars, features, td_state, rotation_candidates, confirmations, scanner_quality],
+        assets=[
+            bars,
+            audited_bars,
+            features,
+            td_state,
+            rotation_candidates,
+            confirmations,
+            scanner_quality,
+            *build_sim_assets(cfg),
+        ],
         jobs=[data_job, signals_job],
         schedules=build_schedules(cfg, data_job),
         sensors=build_sensors(data_job, signals_job),

@@ -218,7 +218,9 @@ def fired_signals(signals: Iterable[ScoredSignal] | pd.DataFrame) -> list[Scored
     """The fired signals of a list or of a `scores` frame (rows of `ScoredSignal.to_row`)."""
     if isinstance(signals, pd.DataFrame):
         frame = signals.reset_index() if signals.index.name in ScoredSignal.model_fields else signals
-        signals = [ScoredSignal.from_row(row) for row in frame[frame["fired"].astype(bool)].to_dict("records")]
+        signals = [
+            ScoredSignal.from_row(row) for row in frame[frame["fired"].astype(bool)].to_dict("records")
+        ]
     fired = [s for s in signals if s.fired]
     ids = [s.signal_id for s in fired]
     if len(set(ids)) != len(ids):
@@ -284,7 +286,9 @@ def _step_bars(market: Market, symbol: str, timeframe: str) -> tuple[pd.DataFram
         if bars is not None and len(bars):
             step = delta(tf).value
             if not (np.diff(bars.index.as_unit("ns").asi8) == step).all():
-                raise ValueError(f"{symbol} {tf}: the bars have gaps or are unsorted; simulate on audited bars")
+                raise ValueError(
+                    f"{symbol} {tf}: the bars have gaps or are unsorted; simulate on audited bars"
+                )
             return bars, tf
     raise StoreError(f"no bars for {symbol} at {BASE_TIMEFRAME} or {timeframe}: nothing to simulate on")
 
@@ -370,7 +374,9 @@ def _simulate_planned(
     hold = np.array([t.max_hold_bars for t in tpl], dtype=np.int64) * per_bar
     out_i = np.empty((len(signals), fills.N_INT), dtype=np.int64)
     out_f = np.empty((len(signals), fills.N_FLOAT))
-    fills.simulate_orders(o, h, lo, c, start, sign, market_order, entry, stop, target, expiry, hold, out_i, out_f)
+    fills.simulate_orders(
+        o, h, lo, c, start, sign, market_order, entry, stop, target, expiry, hold, out_i, out_f
+    )
 
     code, fill_bar, exit_bar, _, at_close = out_i.T
     fill_raw, exit_raw, favourable, adverse = out_f.T
@@ -521,5 +527,7 @@ def sim_problems(store: ParquetStore, timeframe: str) -> dict[str, list[str]]:
     side = np.where(done["side"] == "long", 1.0, -1.0)
     wrong = side * (done["entry_price"] - done["stop_price"]) <= 0
     if wrong.any():
-        problems["stop_loss_side"].append(f"stop not below a long / above a short: {sorted(done.loc[wrong, 'alert_id'])[:10]}")
+        problems["stop_loss_side"].append(
+            f"stop not below a long / above a short: {sorted(done.loc[wrong, 'alert_id'])[:10]}"
+        )
     return {name: found for name, found in problems.items() if found}
