@@ -241,7 +241,8 @@ def run(
     `templates` default to the config's (`templates_from_config`); `market` is a `Market`, a mapping
     {(symbol, timeframe): bars} (spot, no funding), or None for the configured store; `costs` default to
     `cfg.costs`; `cfg` to the loaded config. One row per fired signal, in the order given (unfilled orders
-    included, with their reason); validated against `trades_schema`.
+    included, with their reason), the columns of `trades_schema` (validated by the writer,
+    `simulate_timeframe`, before it stores them).
     """
     cfg = cfg or load_config()
     templates = templates_from_config(cfg.sim) if templates is None else templates
@@ -254,13 +255,16 @@ def run(
     groups: dict[tuple[str, str], list[int]] = defaultdict(list)
     for pos, signal in enumerate(fired):
         groups[(signal.symbol, signal.timeframe)].append(pos)
-    frames = [
-        _simulate_group([fired[p] for p in positions], templates, market, costs, cfg).set_axis(positions)
+    prepared = _Prepared(market)
+    parts = [
+        _simulate_group([fired[p] for p in positions], templates, prepared, costs, cfg)
         for positions in groups.values()
     ]
-    trades = pd.concat(frames).sort_index() if frames else _empty_trades()
-    trades = trades.reset_index(drop=True).rename_axis("trade")
-    return TradesReport(validate_frame(trades_schema(), trades, "sim_trades"))
+    if not parts:
+        return TradesReport(_empty_trades())
+    order = np.argsort(np.concatenate([positions for positions in groups.values()]), kind="stable")
+    columns = {c: np.concatenate([part[c] for part in parts])[order] for c in TRADE_COLUMNS}
+    return TradesReport(_frame(columns))
 
 
 def _empty_trades() -> pd.DataFrame:
@@ -269,7 +273,7 @@ def _empty_trades() -> pd.DataFrame:
 
 def _frame(columns: dict[str, np.ndarray]) -> pd.DataFrame:
     """The trade columns in TradeRecord order, times as UTC (ns; NaT where int64 min)."""
-    out = pd.DataFrame({c: columns[c] for c in TRADE_COLUMNS})
+    out = pd.DataFrame({c: columns[c] for c in TRADE_COLUMNS}).rename_axis("trade")
     for c in _TIME_COLUMNS:
         out[c] = pd.to_datetime(np.asarray(out[c], dtype=np.int64).view("datetime64[ns]"), utc=True)
     for c in _FLOAT_COLUMNS:
@@ -279,28 +283,73 @@ def _frame(columns: dict[str, np.ndarray]) -> pd.DataFrame:
     return out
 
 
-def _step_bars(market: Market, symbol: str, timeframe: str) -> tuple[pd.DataFrame, str]:
-    """The finest bars that decide fills: 1h when the market has them, else the signal's timeframe."""
-    for tf in dict.fromkeys((BASE_TIMEFRAME, timeframe)):
-        bars = market.bars(symbol, tf)
-        if bars is not None and len(bars):
-            step = delta(tf).value
-            if not (np.diff(bars.index.as_unit("ns").asi8) == step).all():
+@dataclass(frozen=True)
+class _Steps:
+    """The finest bars that decide fills, as arrays: 1h when the market has them, else the signal's timeframe."""
+
+    timeframe: str
+    open_ns: np.ndarray
+    o: np.ndarray
+    h: np.ndarray
+    lo: np.ndarray
+    c: np.ndarray
+
+
+class _Prepared:
+    """The market's arrays, prepared once per symbol for all of a run's timeframes."""
+
+    def __init__(self, market: Market):
+        self.market = market
+        self._steps: dict[tuple[str, str], _Steps] = {}
+        self._funding: dict[str, tuple[np.ndarray, np.ndarray] | None] = {}
+
+    def steps(self, symbol: str, timeframe: str) -> _Steps:
+        for tf in dict.fromkeys((BASE_TIMEFRAME, timeframe)):
+            if (symbol, tf) in self._steps:
+                return self._steps[(symbol, tf)]
+            bars = self.market.bars(symbol, tf)
+            if bars is None or not len(bars):
+                continue
+            open_ns = bars.index.as_unit("ns").asi8
+            if not (np.diff(open_ns) == delta(tf).value).all():
                 raise ValueError(
                     f"{symbol} {tf}: the bars have gaps or are unsorted; simulate on audited bars"
                 )
-            return bars, tf
-    raise StoreError(f"no bars for {symbol} at {BASE_TIMEFRAME} or {timeframe}: nothing to simulate on")
+            ohlc = (np.ascontiguousarray(bars[x], dtype=np.float64) for x in ("open", "high", "low", "close"))
+            self._steps[(symbol, tf)] = _Steps(tf, open_ns, *ohlc)
+            return self._steps[(symbol, tf)]
+        raise StoreError(f"no bars for {symbol} at {BASE_TIMEFRAME} or {timeframe}: nothing to simulate on")
+
+    def funding_sum(self, symbol: str, entry_ns: np.ndarray, exit_ns: np.ndarray) -> np.ndarray:
+        """Σ hourly funding rates stamped in (entry, exit] per trade (0 when the symbol has no funding)."""
+        if symbol not in self._funding:
+            rates = self.market.funding(symbol)
+            values = np.empty(0) if rates is None else rates.to_numpy(np.float64)
+            known = ~np.isnan(values)
+            if not known.any():
+                log.warning("no funding rates for %s: funding taken as 0", symbol)
+                self._funding[symbol] = None
+            else:
+                stamps = pd.DatetimeIndex(rates.index).as_unit("ns").asi8[known]
+                order = np.argsort(stamps, kind="stable")
+                cum = np.concatenate([[0.0], np.cumsum(values[known][order])])
+                self._funding[symbol] = stamps[order], cum
+        if self._funding[symbol] is None:
+            return np.zeros(entry_ns.size)
+        stamps, cum = self._funding[symbol]
+        return (
+            cum[np.searchsorted(stamps, exit_ns, "right")] - cum[np.searchsorted(stamps, entry_ns, "right")]
+        )
 
 
 def _simulate_group(
     signals: list[ScoredSignal],
     templates: Mapping[str, TradeTemplate],
-    market: Market,
+    prepared: _Prepared,
     costs: CostsConfig,
     cfg: AppConfig,
 ) -> pd.DataFrame:
-    """The trade rows of one symbol × timeframe's signals, in their order."""
+    """The trade columns of one symbol × timeframe's signals, in their order."""
     symbol, timeframe = signals[0].symbol, signals[0].timeframe
     k = len(signals)
     col: dict[str, np.ndarray] = {
@@ -313,7 +362,7 @@ def _simulate_group(
     }
     planned = np.array([s.plan is not None for s in signals])
     rows = [s for s in signals if s.plan is not None]
-    sim = _simulate_planned(rows, templates, market, costs, cfg) if rows else {}
+    sim = _simulate_planned(rows, templates, prepared, costs, cfg) if rows else {}
     for name in TRADE_COLUMNS:
         if name in col:
             continue
@@ -323,22 +372,21 @@ def _simulate_group(
             full[planned] = sim[name]
         col[name] = full
     col["exit_reason"] = np.where(planned, col["exit_reason"], "no_plan")
-    return _frame(col)
+    return col
 
 
 def _simulate_planned(
     signals: list[ScoredSignal],
     templates: Mapping[str, TradeTemplate],
-    market: Market,
+    prepared: _Prepared,
     costs: CostsConfig,
     cfg: AppConfig,
 ) -> dict[str, np.ndarray]:
     symbol, timeframe = signals[0].symbol, signals[0].timeframe
-    bars, step_tf = _step_bars(market, symbol, timeframe)
-    step_ns = delta(step_tf).value
+    steps = prepared.steps(symbol, timeframe)
+    step_ns = delta(steps.timeframe).value
     per_bar = delta(timeframe).value // step_ns  # step bars per bar of the signal's timeframe
-    open_ns = bars.index.as_unit("ns").asi8
-    o, h, lo, c = (np.ascontiguousarray(bars[x], dtype=np.float64) for x in ("open", "high", "low", "close"))
+    open_ns, o, h, lo, c = steps.open_ns, steps.o, steps.h, steps.lo, steps.c
 
     missing = sorted({s.archetype for s in signals} - set(templates))
     if missing:
@@ -358,7 +406,9 @@ def _simulate_planned(
     start = np.searchsorted(open_ns, close_ns)
     off_grid = (start < open_ns.size) & (open_ns[np.minimum(start, open_ns.size - 1)] != close_ns)
     if off_grid.any():
-        raise ValueError(f"{symbol} {step_tf} bars do not cover the close of every {timeframe} signal bar")
+        raise ValueError(
+            f"{symbol} {steps.timeframe} bars do not cover the close of every {timeframe} signal bar"
+        )
 
     structure = np.array([t.take_profit == "structure" for t in tpl])
     target_source = np.where(structure, "structure", "atr").astype(object)
@@ -387,11 +437,11 @@ def _simulate_planned(
     exit_ns[code == fills.PENDING_AT_END] = _NAT
     entry_ns = np.where(filled, open_ns[np.maximum(fill_bar, 0)], _NAT)
 
-    instrument = market.instrument(symbol)
+    instrument = prepared.market.instrument(symbol)
     trade = _costs(instrument, costs, cfg.sim, market_order, code, sign, fill_raw, exit_raw, stop)
     funding = np.zeros(len(signals))
     if instrument == "perps" and costs.include_funding:
-        funding = -sign * _funding_sum(market.funding(symbol), symbol, entry_ns, exit_ns, filled) * 100
+        funding = -sign * prepared.funding_sum(symbol, entry_ns, exit_ns) * 100
     funding[~filled] = 0.0
     e, x, risk = trade["entry_price"], trade["exit_price"], trade["risk_pct"]
     pnl_pct = trade["price_pct"] - trade["fees_pct"] + funding
@@ -466,20 +516,6 @@ def _costs(
     }
 
 
-def _funding_sum(
-    rates: pd.Series | None, symbol: str, entry_ns: np.ndarray, exit_ns: np.ndarray, filled: np.ndarray
-) -> np.ndarray:
-    """Σ hourly funding rates stamped in (entry, exit] per trade (0 when the symbol has no funding)."""
-    if rates is None or rates.empty:
-        if filled.any():
-            log.warning("no funding rates for %s: funding taken as 0", symbol)
-        return np.zeros(entry_ns.size)
-    rates = rates.dropna().sort_index()
-    stamps = pd.DatetimeIndex(rates.index).as_unit("ns").asi8
-    cum = np.concatenate([[0.0], np.cumsum(rates.to_numpy(dtype=np.float64))])
-    return cum[np.searchsorted(stamps, exit_ns, "right")] - cum[np.searchsorted(stamps, entry_ns, "right")]
-
-
 # ------------------------------------------------------------------------------------------- the stage
 
 
@@ -499,6 +535,7 @@ def read_scores(store: ParquetStore, timeframe: str) -> pd.DataFrame:
 def simulate_timeframe(cfg: AppConfig, store: ParquetStore, timeframe: str) -> TradesReport:
     """Trade every fired signal of the stored `scores` of a timeframe; write `sim_trades` and its CSV."""
     report = run(read_scores(store, timeframe), market=StoreMarket(store, cfg), cfg=cfg)
+    validate_frame(trades_schema(), report.trades, f"sim_trades {timeframe}")
     store.write(SIM_TRADES, timeframe, BASKET_KEY, report.trades)
     report.to_csv(exports_path(store, timeframe))
     return report
