@@ -348,7 +348,7 @@ def _simulate_group(
     prepared: _Prepared,
     costs: CostsConfig,
     cfg: AppConfig,
-) -> pd.DataFrame:
+) -> dict[str, np.ndarray]:
     """The trade columns of one symbol × timeframe's signals, in their order."""
     symbol, timeframe = signals[0].symbol, signals[0].timeframe
     k = len(signals)
