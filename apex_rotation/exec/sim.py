@@ -255,11 +255,8 @@ def run(
     groups: dict[tuple[str, str], list[int]] = defaultdict(list)
     for pos, signal in enumerate(fired):
         groups[(signal.symbol, signal.timeframe)].append(pos)
-    prepared = _Prepared(market)
-    parts = [
-        _simulate_group([fired[p] for p in positions], templates, prepared, costs, cfg)
-        for positions in groups.values()
-    ]
+    ctx = _Context(templates, _Prepared(market), costs, cfg)
+    parts = [_simulate_group([fired[p] for p in positions], ctx) for positions in groups.values()]
     if not parts:
         return TradesReport(_empty_trades())
     order = np.argsort(np.concatenate([positions for positions in groups.values()]), kind="stable")
@@ -342,13 +339,17 @@ class _Prepared:
         )
 
 
-def _simulate_group(
-    signals: list[ScoredSignal],
-    templates: Mapping[str, TradeTemplate],
-    prepared: _Prepared,
-    costs: CostsConfig,
-    cfg: AppConfig,
-) -> dict[str, np.ndarray]:
+@dataclass(frozen=True)
+class _Context:
+    """What every symbol × timeframe group of one run shares."""
+
+    templates: Mapping[str, TradeTemplate]
+    prepared: _Prepared
+    costs: CostsConfig
+    cfg: AppConfig
+
+
+def _simulate_group(signals: list[ScoredSignal], ctx: _Context) -> dict[str, np.ndarray]:
     """The trade columns of one symbol × timeframe's signals, in their order."""
     symbol, timeframe = signals[0].symbol, signals[0].timeframe
     k = len(signals)
@@ -362,7 +363,7 @@ def _simulate_group(
     }
     planned = np.array([s.plan is not None for s in signals])
     rows = [s for s in signals if s.plan is not None]
-    sim = _simulate_planned(rows, templates, prepared, costs, cfg) if rows else {}
+    sim = _simulate_planned(rows, ctx) if rows else {}
     for name in TRADE_COLUMNS:
         if name in col:
             continue
@@ -375,13 +376,8 @@ def _simulate_group(
     return col
 
 
-def _simulate_planned(
-    signals: list[ScoredSignal],
-    templates: Mapping[str, TradeTemplate],
-    prepared: _Prepared,
-    costs: CostsConfig,
-    cfg: AppConfig,
-) -> dict[str, np.ndarray]:
+def _simulate_planned(signals: list[ScoredSignal], ctx: _Context) -> dict[str, np.ndarray]:
+    templates, prepared, costs, cfg = ctx.templates, ctx.prepared, ctx.costs, ctx.cfg
     symbol, timeframe = signals[0].symbol, signals[0].timeframe
     steps = prepared.steps(symbol, timeframe)
     step_ns = delta(steps.timeframe).value
