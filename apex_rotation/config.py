@@ -310,9 +310,20 @@ class AlertsConfig(_Model):
 
 
 class SimConfig(_Model):
-    """The dry-run simulator (`exec/sim.py`): order expiry and the trade templates' knobs."""
+    """The dry-run simulator (`exec/sim.py`): order expiry and the trade templates' knobs.
+
+    Bar counts are in bars of the signal's timeframe. `instrument` decides the fee schedule: "auto" trades
+    perps on a venue that serves funding (hyperliquid, the synthetic market) and spot elsewhere.
+    """
 
     entry_expiry_bars: int = Field(6, ge=1)  # an unfilled limit order expires after this many bars
+    max_hold_bars: int = Field(48, ge=1)  # a filled trade still open after this many bars closes at market
+    rotation_take_profit: Literal["atr", "structure"] = "atr"  # atr: the plan's target (risk.atr_mult_tp)
+    structure_lookback_bars: int = Field(20, ge=1)  # "structure": the swing high/low of this many bars
+    td13_order: Literal["market", "limit"] = "market"  # TD13 exhaustion: next open, or a limit at plan entry
+    instrument: Literal["auto", "spot", "perps"] = "auto"
+    perps_slippage_pct: float | None = Field(None, ge=0)  # None: costs.spot_slippage_pct on perps too
+    equity: float = Field(10_000.0, gt=0)  # sizes each trade at risk.risk_per_trade_pct of this
 
 
 class SyntheticConfig(_Model):

@@ -19,7 +19,7 @@ import pandera.pandas as pa
 from pydantic import BaseModel, ConfigDict, Field
 
 from apex_rotation.bars import FILL_GAP, FILL_REASONS, FILL_SPIKE, hours_in
-from apex_rotation.timeframes import TIMEFRAMES, delta
+from apex_rotation.timeframes import TIMEFRAME_DELTA, TIMEFRAMES, delta
 
 # ---------------------------------------------------------------- record models
 
@@ -28,22 +28,67 @@ class _Record(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class TradeRecord(_Record):
-    """One simulated (dry-run) trade: the record the dry-run simulator (`exec/`, next issue) writes."""
+# Why a simulated trade ended (or never started). Filled: stop, target, max_hold (closed at market after
+# sim.max_hold_bars), open_at_end (still open when the data ends: marked at the last close). Unfilled:
+# expired (the limit did not fill within sim.entry_expiry_bars), pending_at_end (still working when the data
+# ends), invalidated (the price opened beyond the stop before the order filled), missed (a market entry
+# would open at or beyond the target), no_plan (a fired signal without an entry plan).
+FILLED_EXITS = ("stop", "target", "max_hold", "open_at_end")
+UNFILLED_EXITS = ("expired", "pending_at_end", "invalidated", "missed", "no_plan")
+EXIT_REASONS = (*FILLED_EXITS, *UNFILLED_EXITS)
+ExitReason = Literal[
+    "stop",
+    "target",
+    "max_hold",
+    "open_at_end",
+    "expired",
+    "pending_at_end",
+    "invalidated",
+    "missed",
+    "no_plan",
+]
 
+
+class TradeRecord(_Record):
+    """One simulated (dry-run) trade of a fired signal, as `exec/sim.py` writes it to `sim_trades`.
+
+    Prices are fills (slippage included); percentages are of the entry notional; R is the distance from
+    the entry fill to the stop. An unfilled order is a record too (no entry, `exit_reason` says why, and
+    `exit_time` is when the order ended), so every alert_id has its row. A hand-made record may leave the
+    signal fields out; the `sim_trades` table requires them (`trades_schema`).
+    """
+
+    alert_id: str | None = None  # = the signal's `signal_id`
+    archetype: str | None = None  # "rotation" | "td13_exhaustion"
     symbol: str
+    timeframe: str | None = None
     side: Literal["long", "short"]
-    entry_time: datetime
-    entry_price: float = Field(gt=0)
-    stop_price: float = Field(gt=0)
+    signal_time: datetime | None = None  # open time of the signal bar; fills start at its close
+    instrument: Literal["spot", "perps"] | None = None
+    order_type: Literal["market", "limit"] | None = None
+    order_price: float | None = None  # the limit price (None for a market order)
+    entry_time: datetime | None = None  # open time of the (1h) bar that filled the order
+    entry_price: float | None = Field(None, gt=0)
+    stop_price: float | None = Field(None, gt=0)
     take_profit: float | None = None
-    size: float = Field(ge=0)
-    exit_time: datetime | None = None
+    target_source: Literal["atr", "structure"] | None = None
+    size: float = Field(0.0, ge=0)  # units: sim.equity × risk_per_trade_pct / |entry − stop|
+    exit_time: datetime | None = None  # the bar's open (stop/target) or close (max_hold/open_at_end)
     exit_price: float | None = None
-    exit_reason: str | None = None
-    pnl_pct: float | None = None
+    exit_reason: ExitReason | None = None
+    stop_hit: bool = False
+    target_hit: bool = False
+    pnl_pct: float | None = None  # net: price move − fees + funding
+    pnl_r: float | None = None
+    risk_pct: float | None = None  # |entry − stop| / entry, in %
     fees_pct: float = 0.0
-    funding_pct: float = 0.0
+    slippage_pct: float = 0.0  # already in the fill prices; said for the record
+    funding_pct: float = 0.0  # + received, − paid
+    mfe_pct: float | None = None
+    mae_pct: float | None = None
+    mfe_r: float | None = None
+    mae_r: float | None = None
+    bars_held: int = Field(0, ge=0)  # bars of the signal's timeframe the position spanned
 
 
 R = TypeVar("R", bound=BaseModel)
@@ -284,23 +329,61 @@ def signals_schema() -> pa.DataFrameSchema:
 
 
 def trades_schema() -> pa.DataFrameSchema:
-    """Simulated trades: TradeRecord fields; a stop on the loss side of entry."""
+    """Simulated trades (`sim_trades`): TradeRecord fields, one row per alert_id; a filled trade has entry
+    and exit prices, exits at or after its entry, enters after its signal bar, and has its stop on the loss
+    side of entry."""
+
+    def filled(df: pd.DataFrame) -> pd.Series:
+        return df["entry_price"].notna()
 
     def stop_on_loss_side(df: pd.DataFrame) -> pd.Series:
-        return ((df["side"] == "long") & (df["stop_price"] < df["entry_price"])) | (
-            (df["side"] == "short") & (df["stop_price"] > df["entry_price"])
-        )
+        long_ok = (df["side"] == "long") & (df["stop_price"] < df["entry_price"])
+        short_ok = (df["side"] == "short") & (df["stop_price"] > df["entry_price"])
+        return ~filled(df) | long_ok | short_ok
 
+    def exit_after_entry(df: pd.DataFrame) -> pd.Series:
+        return ~filled(df) | (df["exit_time"] >= df["entry_time"])
+
+    def reason_matches_fill(df: pd.DataFrame) -> pd.Series:
+        return filled(df) == df["exit_reason"].isin(FILLED_EXITS)
+
+    def entry_after_signal_bar(df: pd.DataFrame) -> pd.Series:
+        step = pd.to_timedelta(df["timeframe"].map(TIMEFRAME_DELTA))
+        return ~filled(df) | (df["entry_time"] >= df["signal_time"] + step)
+
+    price = pa.Column("float64", pa.Check.gt(0), nullable=True, coerce=True)
+    number = pa.Column("float64", nullable=True, coerce=True)
+    excursion = pa.Column("float64", pa.Check.ge(0), nullable=True, coerce=True)
+    sim_columns = {
+        "alert_id": pa.Column(str, unique=True),
+        "archetype": pa.Column(str),
+        "timeframe": pa.Column(str, pa.Check.isin(list(TIMEFRAMES))),
+        "signal_time": pa.Column(UTC_NS),
+        "exit_reason": pa.Column(str, pa.Check.isin(list(EXIT_REASONS))),
+        "exit_time": pa.Column(UTC_NS, nullable=True),
+        "exit_price": price,
+        "pnl_pct": number,
+        "pnl_r": number,
+        "mfe_pct": excursion,
+        "mae_pct": excursion,
+        "bars_held": pa.Column("int64", pa.Check.ge(0)),
+    }
     return pa.DataFrameSchema(
         {
             "symbol": pa.Column(str),
             "side": pa.Column(str, pa.Check.isin(["long", "short"])),
-            "entry_time": pa.Column(UTC_NS),
-            "entry_price": pa.Column("float64", pa.Check.gt(0)),
-            "stop_price": pa.Column("float64", pa.Check.gt(0)),
+            "entry_time": pa.Column(UTC_NS, nullable=True),
+            "entry_price": price,
+            "stop_price": price,
             "size": pa.Column("float64", pa.Check.ge(0)),
+            **sim_columns,
         },
-        checks=pa.Check(stop_on_loss_side, error="stop not on the loss side of entry"),
+        checks=[
+            pa.Check(stop_on_loss_side, error="stop not on the loss side of entry"),
+            pa.Check(exit_after_entry, error="exit before entry"),
+            pa.Check(reason_matches_fill, error="exit_reason does not match whether the order filled"),
+            pa.Check(entry_after_signal_bar, error="entry on or before the signal bar"),
+        ],
         strict=False,
         name="trades",
     )

@@ -35,6 +35,8 @@ ALL_ASSETS = {
     "confirmations",
     "scanner_quality",
     "scores",
+    "alerts",
+    "sim_trades",
 }
 
 

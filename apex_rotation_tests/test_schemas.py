@@ -140,10 +140,24 @@ def test_stage_schemas_enforce_their_invariants(small_features):
     with pytest.raises(SchemaViolation, match="apex_move"):
         validate_frame(signals_schema(), candidates.assign(apex_move="5.2"), "candidates")
 
-    trades = records_to_frame(
-        [TradeRecord(symbol="APT", side="long", entry_time=T0, entry_price=10, stop_price=9.5, size=15)]
+    trade = TradeRecord(
+        alert_id="a1",
+        archetype="rotation",
+        symbol="APT",
+        timeframe="4h",
+        side="long",
+        signal_time=T0,
+        entry_time=T0 + pd.Timedelta("4h"),
+        entry_price=10,
+        stop_price=9.5,
+        size=15,
+        exit_time=T0 + pd.Timedelta("8h"),
+        exit_price=9.5,
+        exit_reason="stop",
     )
-    trades["entry_time"] = pd.to_datetime(trades["entry_time"], utc=True)
+    trades = records_to_frame([trade])
+    for col in ("signal_time", "entry_time", "exit_time"):
+        trades[col] = pd.to_datetime(trades[col], utc=True)
     validate_frame(trades_schema(), trades, "trades")
     with pytest.raises(SchemaViolation, match="loss side"):
         validate_frame(trades_schema(), trades.assign(stop_price=11.0), "trades")

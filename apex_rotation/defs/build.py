@@ -17,6 +17,7 @@ from apex_rotation.defs.research_assets import build_research_assets
 from apex_rotation.defs.resources import SourceResource, StoreResource, duckdb_resource, redacting_console
 from apex_rotation.defs.score_assets import build_score_assets
 from apex_rotation.defs.signal_assets import build_signal_assets
+from apex_rotation.defs.sim_assets import build_sim_assets
 
 
 def build_definitions(
@@ -36,7 +37,7 @@ def build_definitions(
     signal_assets = [rotation_candidates, confirmations, scanner_quality, scores]
     data_job, signals_job = build_jobs([bars, audited_bars, features, td_state], signal_assets)
     return dg.Definitions(
-        assets=[bars, audited_bars, features, td_state, *signal_assets],
+        assets=[bars, audited_bars, features, td_state, *signal_assets, *build_sim_assets(cfg)],
         jobs=[data_job, signals_job],
         schedules=build_schedules(cfg, data_job),
         sensors=build_sensors(data_job, signals_job),
