@@ -10,6 +10,7 @@ import dagster as dg
 
 from apex_rotation import log as logsetup
 from apex_rotation.config import AppConfig
+from apex_rotation.defs.alert_assets import build_alert_assets
 from apex_rotation.defs.automation import build_jobs, build_schedules, build_sensors
 from apex_rotation.defs.feature_assets import build_feature_assets
 from apex_rotation.defs.market_data_assets import build_market_data_assets
@@ -35,7 +36,8 @@ def build_definitions(
         [bars, audited_bars, features, td_state], [rotation_candidates, confirmations, scanner_quality]
     )
     return dg.Definitions(
-        assets=[bars, audited_bars, features, td_state, rotation_candidates, confirmations, scanner_quality],
+        assets=[bars, audited_bars, features, td_state, rotation_candidates, confirmations, scanner_quality]
+        + build_alert_assets(cfg),
         jobs=[data_job, signals_job],
         schedules=build_schedules(cfg, data_job),
         sensors=build_sensors(data_job, signals_job),
