@@ -8,7 +8,7 @@ webhook token in the path, `Authorization: Bearer` + `Notion-Version`), and it k
 Routes (a fault queue each): `sendMessage`, `sendDocument` (Telegram), `discord` (the webhook),
 `notion_query` (`POST /v1/databases/<id>/query`), `notion_pages` (`POST /v1/pages`).
 
-Faults (`inject(route, *faults)`), each consumed by one request:
+Faults (`inject(route, *faults)`), each consumed by one request (`ok()` lets one through):
 * `status(code, retry_after=…, body=…)`: answer an error without accepting (429, 500, 400, …);
 * `slow(delay_s, accept=…)`: answer after `delay_s` (longer than the client's timeout: a timeout); with
   `accept=True` the message is accepted first (delivered, response lost), else not;
@@ -46,12 +46,17 @@ _ALERT_ID = re.compile(r"alert ([0-9a-f]{16})")
 
 @dataclass(frozen=True)
 class Fault:
-    kind: str  # status | slow | drop | hold
+    kind: str  # ok | status | slow | drop | hold
     status: int = 200
     retry_after: str | None = None
     body: Any = None
     delay_s: float = 0.0
     accept: bool = False
+
+
+def ok() -> Fault:
+    """Serve this request as usual (to aim the next fault at a later request)."""
+    return Fault("ok")
 
 
 def status(code: int, retry_after: float | str | None = None, body: Any = None) -> Fault:
@@ -304,7 +309,7 @@ def _handler(server: FakeChannels) -> type[BaseHTTPRequestHandler]:
                 self._send(*auth)
                 return
             fault = server._take_fault(route)
-            if fault is None:
+            if fault is None or fault.kind == "ok":
                 self._send(*server.accept(route, body, query))
                 return
             if fault.kind == "status":
