@@ -35,9 +35,18 @@ def build_definitions(
     data_job, signals_job = build_jobs(
         [bars, audited_bars, features, td_state], [rotation_candidates, confirmations, scanner_quality]
     )
+    (alerts,) = build_alert_assets(cfg)
     return dg.Definitions(
-        assets=[bars, audited_bars, features, td_state, rotation_candidates, confirmations, scanner_quality]
-        + build_alert_assets(cfg),
+        assets=[
+            bars,
+            audited_bars,
+            features,
+            td_state,
+            rotation_candidates,
+            confirmations,
+            scanner_quality,
+            alerts,
+        ],
         jobs=[data_job, signals_job],
         schedules=build_schedules(cfg, data_job),
         sensors=build_sensors(data_job, signals_job),

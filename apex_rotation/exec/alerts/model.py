@@ -127,46 +127,68 @@ class Status:
     detail: str
 
 
+def _first(test, n: int, start: int = 0, window: int = 64) -> int:
+    """Index of the first bar in [start, n) where `test(slice)` holds (n when none), searched in growing
+    windows: an alert's events are usually a few bars away, while its history can be years long."""
+    while start < n:
+        end = min(n, start + window)
+        hit = np.flatnonzero(test(slice(start, end)))
+        if len(hit):
+            return start + int(hit[0])
+        start, window = end, window * 4
+    return n
+
+
 def alert_status(signal: ScoredSignal, after: pd.DataFrame, expiry_bars: int) -> Status:
-    """The status of a fired signal from the alt's closed bars after its signal bar (rules: module doc)."""
+    """The status of a fired signal from the alt's closed bars after its signal bar (rules: module doc).
+
+    Vectorised: each rule's first bar is found with numpy, and the earliest wins (ties in rule order)."""
     plan = signal.plan
     if plan is None:
         raise AlertError(f"signal {signal.signal_id} fired without an entry plan")
-    sign = 1.0 if signal.direction == "long" else -1.0
-    # In "long space" (prices × sign) a short's rules read exactly like a long's.
-    lo = np.where(sign > 0, after["low"].to_numpy(float), -after["high"].to_numpy(float))
-    hi = np.where(sign > 0, after["high"].to_numpy(float), -after["low"].to_numpy(float))
-    close = after["close"].to_numpy(float) * sign
+    # In "long space" (prices × sign, low and high swapped for a short) a short reads exactly like a long.
+    long = signal.direction == "long"
+    sign = 1.0 if long else -1.0
+    lo = np.asarray(after["low"] if long else after["high"], dtype=float) * sign
+    hi = np.asarray(after["high"] if long else after["low"], dtype=float) * sign
+    close = np.asarray(after["close"], dtype=float) * sign
     zone_lo, zone_hi = sorted((plan.entry_low * sign, plan.entry_high * sign))
     inval, stop, target = plan.invalidation * sign, plan.stop * sign, plan.target * sign
-    times = after.index
-    filled_at = None
-    for i in range(len(after)):
-        t, k = times[i], i + 1
-        if filled_at is None:
-            if close[i] < inval:
-                return Status("Invalidated", t, f"closed beyond {plan.invalidation_kind} before entry")
-            if lo[i] <= zone_hi and hi[i] >= zone_lo:
-                filled_at = t
-                if lo[i] <= stop:
-                    return Status("Invalidated", t, "stop hit on the entry bar")
-                continue
-            if hi[i] >= target:
-                return Status("Expired", t, "ran to target without a retest")
-            if k >= expiry_bars:
-                return Status("Expired", t, f"no retest within {expiry_bars} bars")
-        else:
-            if lo[i] <= stop or close[i] < inval:
-                return Status(
-                    "Invalidated",
-                    t,
-                    "stop hit" if lo[i] <= stop else f"closed beyond {plan.invalidation_kind}",
-                )
-            if hi[i] >= target:
-                return Status("Target hit", t, "target reached")
-    if filled_at is None:
-        return Status("Waiting for retest", None, f"{len(after)} bar(s) since the signal, no retest yet")
-    return Status("Entry zone", filled_at, "entry zone reached, stop and target untouched")
+    n, times = len(close), after.index
+    pre = min(n, expiry_bars)  # before the fill nothing is looked at beyond the expiry
+    first = sorted(
+        (
+            (
+                _first(lambda s: close[s] < inval, pre),
+                1,
+                "Invalidated",
+                f"closed beyond {plan.invalidation_kind} before entry",
+            ),
+            (_first(lambda s: (lo[s] <= zone_hi) & (hi[s] >= zone_lo), pre), 2, "filled", ""),
+            (_first(lambda s: hi[s] >= target, pre), 3, "Expired", "ran to target without a retest"),
+            (
+                expiry_bars - 1 if expiry_bars <= n else n,
+                4,
+                "Expired",
+                f"no retest within {expiry_bars} bars",
+            ),
+        )
+    )[0]
+    i, _, status, detail = first
+    if i >= pre:
+        return Status("Waiting for retest", None, f"{n} bar(s) since the signal, no retest yet")
+    if status != "filled":
+        return Status(status, times[i], detail)
+    if lo[i] <= stop:
+        return Status("Invalidated", times[i], "stop hit on the entry bar")
+    stopped = _first(lambda s: (lo[s] <= stop) | (close[s] < inval), n, i + 1)
+    hit = _first(lambda s: hi[s] >= target, n, i + 1)
+    if stopped < n and stopped <= hit:
+        why = "stop hit" if lo[stopped] <= stop else f"closed beyond {plan.invalidation_kind}"
+        return Status("Invalidated", times[stopped], why)
+    if hit < n:
+        return Status("Target hit", times[hit], "target reached")
+    return Status("Entry zone", times[i], "entry zone reached, stop and target untouched")
 
 
 def build_alert(

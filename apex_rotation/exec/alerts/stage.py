@@ -9,6 +9,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from apex_rotation import schemas
@@ -47,11 +48,18 @@ class _Bars:
         self.store, self.tf = store, timeframe
         self._bars: dict[str, pd.DataFrame | None] = {}
         self._td: dict[str, pd.DataFrame | None] = {}
+        self._arrays: dict[str, dict[str, np.ndarray]] = {}
 
     def bars(self, symbol: str) -> pd.DataFrame | None:
         if symbol not in self._bars:
             self._bars[symbol] = self._read(AUDITED_BARS, symbol, BAR_COLUMNS)
         return self._bars[symbol]
+
+    def arrays(self, symbol: str) -> dict[str, np.ndarray]:
+        if symbol not in self._arrays:
+            bars = self.bars(symbol)
+            self._arrays[symbol] = {c: bars[c].to_numpy(float) for c in ("low", "high", "close")}
+        return self._arrays[symbol]
 
     def td(self, symbol: str) -> pd.DataFrame | None:
         if symbol not in self._td:
@@ -65,10 +73,40 @@ class _Bars:
             return None
 
 
-def _after(bars: pd.DataFrame | None, bar_time: pd.Timestamp) -> pd.DataFrame:
+class _After:
+    """The bars after a signal bar as numpy views (what `alert_status` reads), without slicing a frame."""
+
+    def __init__(self, arrays: dict[str, np.ndarray], index: pd.DatetimeIndex, start: int):
+        self._arrays, self._start, self.index = arrays, start, _Times(index, start)
+
+    def __getitem__(self, column: str) -> np.ndarray:
+        return self._arrays[column][self._start :]
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+
+class _Times:
+    """`index[start:]` without building it: the status only reads one or two of its times."""
+
+    def __init__(self, index: pd.DatetimeIndex, start: int):
+        self._index, self._start = index, start
+
+    def __getitem__(self, i: int) -> pd.Timestamp:
+        return self._index[i if i < 0 else self._start + i]
+
+    def __len__(self) -> int:
+        return len(self._index) - self._start
+
+
+_NO_BARS = {c: np.array([], dtype=float) for c in ("low", "high", "close")}
+
+
+def _after(data: _Bars, symbol: str, bar_time: pd.Timestamp) -> _After:
+    bars = data.bars(symbol)
     if bars is None:
-        return pd.DataFrame(columns=BAR_COLUMNS, index=pd.DatetimeIndex([], tz="UTC"))
-    return bars.loc[bars.index > bar_time]
+        return _After(_NO_BARS, pd.DatetimeIndex([], tz="UTC"), 0)
+    return _After(data.arrays(symbol), bars.index, int(bars.index.searchsorted(bar_time, side="right")))
 
 
 def chart_for(cfg: AppConfig, root: Path, data: _Bars, alert: Alert) -> str:
@@ -109,7 +147,7 @@ def alert_for(cfg: AppConfig, root: str | Path, signal: ScoredSignal, *, chart: 
     """One signal's alert, status from the stored bars (none stored: waiting), chart rendered."""
     root = Path(root)
     data = _Bars(ParquetStore(root), signal.timeframe)
-    after = _after(data.bars(signal.symbol), pd.Timestamp(signal.bar_time))
+    after = _after(data, signal.symbol, pd.Timestamp(signal.bar_time))
     alert = build_alert(signal, after, expiry_bars=cfg.sim.entry_expiry_bars)
     return alert.model_copy(update={"chart": chart_for(cfg, root, data, alert)}) if chart else alert
 
@@ -166,7 +204,7 @@ def run_alerts(
         since = 0 if result.latest_bar is None else max(0, int((result.latest_bar - t) / step))
         alert = build_alert(
             signal,
-            _after(data.bars(signal.symbol), t),
+            _after(data, signal.symbol, t),
             expiry_bars=cfg.sim.entry_expiry_bars,
             bars_since=since,
         )
