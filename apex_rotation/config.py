@@ -307,6 +307,20 @@ class AlertsConfig(_Model):
     telegram_api_url: str = "https://api.telegram.org"
     discord_api_url: str | None = None  # None: the webhook URL from the environment as is
     notion_api_url: str = "https://api.notion.com"
+    notion_database_id: str | None = None  # the database the alert pages go to (with the notion token)
+    # A request that may have reached the provider but was never acknowledged (timeout, connection
+    # dropped after sending, process killed): "resend" = at-least-once for Telegram/Discord (the alert id
+    # in every message tells a duplicate), "fail" = at-most-once (the row is marked failed, never resent).
+    # Notion and the JSONL file reconcile by looking the alert id up, so they stay exactly-once either way.
+    on_unacknowledged: Literal["resend", "fail"] = "resend"
+    request_timeout_s: float = Field(10.0, gt=0)
+    max_retries: int = Field(5, ge=0, le=20)
+    backoff_base_s: float = Field(0.5, ge=0)
+    backoff_max_s: float = Field(60.0, ge=0)  # a longer 429 wait ends this run's tries (row stays failed)
+    telegram_min_interval_s: float = Field(1.0, ge=0)  # ~1 message/s per chat
+    notion_min_interval_s: float = Field(0.35, ge=0)  # ~3 requests/s per integration
+    chart_bars: int = Field(120, ge=10)  # bars of context before the signal bar on a chart
+    chart_plotlyjs: Literal["inline", "directory"] = "inline"  # inline: each chart opens anywhere (~4.8 MB)
 
 
 class SimConfig(_Model):

@@ -482,3 +482,44 @@ def scores_schema(alert_threshold: float) -> pa.DataFrameSchema:
         coerce=True,
         name="scores",
     )
+
+
+def alerts_schema() -> pa.DataFrameSchema:
+    """An `alerts` table: one row per fired signal (the `Alert` payload), unique alert id, a known status."""
+    statuses = ["Waiting for retest", "Entry zone", "Invalidated", "Target hit", "Expired"]
+    price = pa.Column("float64", pa.Check.gt(0))
+
+    def zone_ordered(df: pd.DataFrame) -> pd.Series:
+        return df["entry_low"] <= df["entry_high"]
+
+    return pa.DataFrameSchema(
+        {
+            "symbol": pa.Column(str),
+            "timeframe": pa.Column(str, pa.Check.isin(list(TIMEFRAMES))),
+            "bar_time": pa.Column(UTC_NS),
+            "archetype": pa.Column(str, pa.Check.isin(["rotation", "td13_exhaustion"])),
+            "direction": pa.Column(str, pa.Check.isin(["long", "short"])),
+            "score": pa.Column("float64"),
+            "top_reasons": pa.Column(str),
+            "reasons": pa.Column(str),
+            "entry_low": price,
+            "entry_high": price,
+            "entry": price,
+            "stop": price,
+            "target": price,
+            "rr": pa.Column("float64", pa.Check.ge(0)),
+            "invalidation": price,
+            "invalidation_kind": pa.Column(str),
+            "status": pa.Column(str, pa.Check.isin(statuses)),
+            "status_time": pa.Column(UTC_NS, nullable=True),
+            "status_detail": pa.Column(str),
+            "as_of": pa.Column(UTC_NS, nullable=True),
+            "bars_since": pa.Column("int64", pa.Check.ge(0)),
+            "chart": pa.Column(object, nullable=True),
+        },
+        index=pa.Index(str, name="alert_id", unique=True),
+        checks=pa.Check(zone_ordered, error="entry_low > entry_high"),
+        strict=False,
+        coerce=True,
+        name="alerts",
+    )

@@ -36,8 +36,8 @@ def build_jobs(
     signals_job = dg.define_asset_job(
         SIGNALS_JOB,
         selection=dg.AssetSelection.assets(*per_timeframe_assets),
-        description="rotation_candidates → confirmations → scores, scanner_quality for the asked timeframes, "
-        "across all symbols.",
+        description="rotation_candidates → confirmations → scores → alerts → sim_trades, and scanner_quality, for "
+        "the asked timeframes across all symbols.",
     )
     return data_job, signals_job
 

@@ -10,6 +10,7 @@ import dagster as dg
 
 from apex_rotation import log as logsetup
 from apex_rotation.config import AppConfig
+from apex_rotation.defs.alert_assets import build_alert_assets
 from apex_rotation.defs.automation import build_jobs, build_schedules, build_sensors
 from apex_rotation.defs.feature_assets import build_feature_assets
 from apex_rotation.defs.market_data_assets import build_market_data_assets
@@ -34,10 +35,12 @@ def build_definitions(
     rotation_candidates, confirmations = build_signal_assets(cfg, features)
     (scanner_quality,) = build_research_assets(cfg, rotation_candidates)
     (scores,) = build_score_assets(cfg, confirmations, features, td_state)
-    signal_assets = [rotation_candidates, confirmations, scanner_quality, scores]
+    (alerts,) = build_alert_assets(cfg)
+    (sim_trades,) = build_sim_assets(cfg)
+    signal_assets = [rotation_candidates, confirmations, scanner_quality, scores, alerts, sim_trades]
     data_job, signals_job = build_jobs([bars, audited_bars, features, td_state], signal_assets)
     return dg.Definitions(
-        assets=[bars, audited_bars, features, td_state, *signal_assets, *build_sim_assets(cfg)],
+        assets=[bars, audited_bars, features, td_state, *signal_assets],
         jobs=[data_job, signals_job],
         schedules=build_schedules(cfg, data_job),
         sensors=build_sensors(data_job, signals_job),

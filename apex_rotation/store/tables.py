@@ -94,6 +94,7 @@ ALERTS = Table(
     "alerts",
     "timeframe",
     "every fired signal as an alert: stable alert_id, payload, status at the latest bar, chart path",
+    lambda tf=None, cfg=None: schemas.alerts_schema(),
 )
 SIM_TRADES = Table(
     "sim_trades",
