@@ -1,4 +1,4 @@
-"""The `apex` command line: `apex run`, `apex refresh`, `apex audit` (and `uv run refresh` for `apex refresh`).
+"""The `apex` command line: `apex run`, `refresh`, `audit`, `alerts`, `trades` (`uv run refresh` = `apex refresh`).
 
 Exit codes: 0 done (warnings, such as a WARN-severity check or a perps-venue outage, never change it);
 1 the work ran and something failed (a symbol's bars, a step, an ERROR check); 2 refused before any work
@@ -15,6 +15,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+import pandas as pd
 
 from apex_rotation import log as logsetup
 from apex_rotation.config import DATA_DIR_ENV, AppConfig, ConfigError, load_config
@@ -66,6 +68,14 @@ def build_parser() -> argparse.ArgumentParser:
     _source(refresh)
     _selection(refresh)
     refresh.add_argument("--quiet", action="store_true", help="no progress bar")
+    alerts = sub.add_parser("alerts", help="one day's alerts with every reason, invalidation and chart")
+    _store_and_config(alerts)
+    alerts.add_argument("--day", help="UTC date YYYY-MM-DD (default: the latest day with alerts)")
+    alerts.add_argument("--symbol", help="only this symbol")
+    trades = sub.add_parser("trades", help="the dry-run trades, or one alert traced to its trade and PnL")
+    _store_and_config(trades)
+    trades.add_argument("--alert", help="an alert_id (from `apex run` or `apex alerts`)")
+    trades.add_argument("--last", type=int, default=20, help="trades to list without --alert (default 20)")
     audit = sub.add_parser("audit", help="audit the stored bars per symbol/timeframe")
     _store_and_config(audit)
     _selection(audit)
@@ -245,7 +255,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(
             "WARNING: the pipeline failed; what follows may be stale (see the errors above)", file=sys.stderr
         )
-    print(run_summary(store, latest=args.latest, timeframes=timeframes))
+    print(run_summary(store, latest=args.latest, timeframes=timeframes, apex_asset=cfg.basket.apex_assets[0]))
     print(f"\nruns={','.join(result.run_ids)} took={time.perf_counter() - started:.1f}s")
     if result.warnings:
         print(f"warnings (checks of WARN severity): {', '.join(result.warnings)}", file=sys.stderr)
@@ -254,7 +264,41 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if result.success and not result.failed_checks else 1
 
 
-COMMANDS = {"refresh": cmd_refresh, "audit": cmd_audit, "run": cmd_run}
+def _store_only(args: argparse.Namespace) -> ParquetStore:
+    cfg = load_config(args.config)
+    logsetup.configure(cfg.logging.format, "WARNING", secrets=cfg.secrets().values())
+    return ParquetStore(Path(args.store) if args.store else cfg.data_root())
+
+
+def cmd_alerts(args: argparse.Namespace) -> int:
+    from apex_rotation.summary import alerts_day
+
+    if args.day:
+        try:
+            args.day = pd.Timestamp(args.day).strftime("%Y-%m-%d")
+        except ValueError:
+            raise ConfigError(f"--day {args.day!r}: expected a date such as 2025-12-31") from None
+    print(alerts_day(_store_only(args), day=args.day, symbol=args.symbol))
+    return 0
+
+
+def cmd_trades(args: argparse.Namespace) -> int:
+    from apex_rotation.summary import trades_report
+
+    try:
+        print(trades_report(_store_only(args), alert_id=args.alert, last=args.last))
+    except KeyError as exc:
+        raise ConfigError(str(exc.args[0])) from None
+    return 0
+
+
+COMMANDS = {
+    "refresh": cmd_refresh,
+    "audit": cmd_audit,
+    "run": cmd_run,
+    "alerts": cmd_alerts,
+    "trades": cmd_trades,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

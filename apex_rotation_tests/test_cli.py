@@ -78,29 +78,64 @@ def test_bad_arguments_fail_fast_with_a_clear_message(small_config, tmp_path, ca
     assert main(["audit", "--config", small_config, "--store", str(tmp_path / "empty")]) == 1
 
 
-def test_run_materializes_everything_and_prints_candidates(small_config, tmp_path, capsys):
+def test_run_materializes_everything_and_prints_tables(small_config, tmp_path, capsys):
     assert main(["run", "--config", small_config, "--store", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "Latest rotation candidates" in out and "[4h]" in out and "[1d]" in out
     for asset in ("bars", "audited_bars", "features", "td_state", "rotation_candidates", "confirmations"):
         assert (tmp_path / asset).is_dir(), asset
-    assert f"{tmp_path}/confirmations/<tf>/basket.parquet" in out
+    for asset in ("scores", "alerts", "sim_trades", "scanner_quality"):
+        assert (tmp_path / asset / "4h" / "basket.parquet").is_file(), asset
+    # live first, then recent alerts with their dry-run outcome, the batch summary, then the scanner
+    order = [
+        out.index("Live now (as of 2025-12-31 20:00 UTC): no open alert"),
+        out.index("Recent alerts and their dry-run outcome (last 6)"),
+        out.index("By archetype (dry-run trades, fees/slippage/funding included) — synthetic market"),
+        out.index("Rotation scanner: the latest LAGGING_ROTATION candidates per timeframe"),
+    ]
+    assert order == sorted(order)
+    assert "  4h  SOL     rotation         long  2025-12-18 12:00    7.5  Invalidated  1.20  stop" in out
     assert "[4h] data through 2025-12-31T20:00:00+00:00: 3 candidates in history" in out
-    assert "vs planted ground truth: precision=1.0 recall=1.0" in out and "not a trigger timeframe" in out
-    records = [json.loads(line) for line in out.splitlines() if line.strip().startswith("{")]
-    assert {r["status"] for r in records} == {"LAGGING_ROTATION"} and len(records) == 3
-    assert set(records[0]) >= {
-        "symbol",
-        "apex_asset",
-        "apex_move",
-        "coin_move",
-        "correlation",
-        "beta",
-        "signal_strength",
-        "bar_time",
-        "timeframe",
-    }
-    assert out.count("confirmed at") == 3 and "volume_spike: volume" in out
+    assert "vs planted ground truth (synthetic market only): precision=1.0 recall=1.0" in out
+    assert "not a trigger timeframe" in out and out.count("confirmed: volume_spike AND breakout") == 3
+    assert "  2025-12-18 04:00  SOL     ETH   +4.9%      -1.0%      0.84  2.03  HIGH      confirmed +2" in out
+    assert f"{tmp_path}/confirmations/<tf>/basket.parquet" in out
+
+
+def test_alerts_and_trades_trace_an_alert_to_its_trade(small_config, tmp_path, capsys):
+    """`apex alerts` prints one day's alerts with every reason; `apex trades --alert` traces one to its PnL."""
+    import pandas as pd
+
+    from apex_rotation.store.parquet import ParquetStore
+
+    assert main(["run", "--config", small_config, "--store", str(tmp_path)]) == 0
+    capsys.readouterr()
+    assert main(["alerts", "--config", small_config, "--store", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("1 alert(s) on 2025-12-22 (bar times UTC)")
+    assert (
+        "narrative engine not enabled" in out
+        and "invalidation:" in out
+        and "td/countdown_13 pass +4.0" in out
+    )
+    assert main(["alerts", "--config", small_config, "--store", str(tmp_path), "--day", "2025-12-18"]) == 0
+    assert "SOL     rotation" in capsys.readouterr().out
+    assert main(["alerts", "--config", small_config, "--store", str(tmp_path), "--day", "last friday"]) == 2
+    assert "--day 'last friday'" in capsys.readouterr().err
+
+    store = ParquetStore(tmp_path)
+    alerts = store.read("alerts", "4h", "basket").reset_index()
+    trades = store.read("sim_trades", "4h", "basket")
+    assert sorted(alerts["alert_id"]) == sorted(trades["alert_id"])  # every alert has its trade, and back
+    sol = alerts[(alerts["symbol"] == "SOL") & (alerts["archetype"] == "rotation")].iloc[-1]
+    assert (
+        main(["trades", "--config", small_config, "--store", str(tmp_path), "--alert", sol["alert_id"]]) == 0
+    )
+    out = capsys.readouterr().out
+    trade = trades[trades["alert_id"] == sol["alert_id"]].iloc[0]
+    assert f"alert_id {sol['alert_id']}" in out and "exit reason stop" in out
+    assert f"{trade['pnl_pct']:+.2f} % = {trade['pnl_r']:+.2f} R" in out
+    assert pd.Timestamp(trade["entry_time"]) > pd.Timestamp(sol["bar_time"])  # filled after the signal bar
+    assert main(["trades", "--config", small_config, "--store", str(tmp_path), "--alert", "nope"]) == 2
 
 
 def test_run_with_a_basket_without_eth(tmp_path, capsys):
