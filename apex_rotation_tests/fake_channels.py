@@ -31,9 +31,11 @@ import threading
 import uuid
 from collections import Counter, defaultdict, deque
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+from apex_rotation_tests.local_server import LocalServer
 
 TELEGRAM_TOKEN = "123456789:AAHfakeTelegramToken_abcdefghijklmnopqrstu"
 TELEGRAM_CHAT = "-1001234567890"
@@ -96,32 +98,17 @@ class Accepted:
     body: Any
 
 
-class FakeChannels:
+class FakeChannels(LocalServer):
     """Context manager: `with FakeChannels() as srv: ... srv.url ... srv.counts("telegram")`."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.accepted: list[Accepted] = []
         self.requests: list[tuple[str, str]] = []  # (route, path) of every request
         self.held = threading.Event()
-        self._lock = threading.Lock()
         self._faults: dict[str, deque[Fault]] = defaultdict(deque)
         self._ids = itertools.count(1001)
-        self._stopping = threading.Event()
-        self._sockets: set[socket.socket] = set()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever,
-            kwargs={"poll_interval": 0.02},
-            name="fake-channels",
-            daemon=True,
-        )
-        self._thread.start()
-
-    @property
-    def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        self._start(_handler(self), "fake-channels")
 
     def env(self) -> dict[str, str]:
         """The secrets as the environment holds them (the Discord URL points at the real host)."""
@@ -147,24 +134,6 @@ class FakeChannels:
             "notion_min_interval_s": 0.0,
             **overrides,
         }
-
-    def stop(self) -> None:
-        if self._stopping.is_set():
-            return
-        self._stopping.set()
-        self._httpd.shutdown()
-        with self._lock:
-            for sock in list(self._sockets):
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
-
-    def __enter__(self) -> FakeChannels:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
     def inject(self, route: str, *faults: Fault) -> None:
         with self._lock:

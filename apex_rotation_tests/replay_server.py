@@ -30,11 +30,10 @@ import functools
 import json
 import socket
 import struct
-import threading
 from bisect import bisect_left, bisect_right
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -43,6 +42,7 @@ import pandas as pd
 import yaml
 
 from apex_rotation.timeframes import TIMEFRAME_MS
+from apex_rotation_tests.local_server import LocalServer
 from apex_rotation_tests.shared import CCXT_FIXTURES, HYPERLIQUID_FIXTURES
 
 BINANCE_MAX_LIMIT = 1000
@@ -298,18 +298,16 @@ class _Series:
         self.rows = [by_open[t] for t in self.opens]
 
 
-class ReplayServer:
+class ReplayServer(LocalServer):
     """Context manager: `with ReplayServer() as srv: ... srv.url ...`."""
 
     def __init__(self, now_ms: int | pd.Timestamp | None = None, load_recorded: bool = True):
+        super().__init__()
         self.now_ms = now_ms
         #: Hyperliquid's row cap per response (candles and funding); a test may shrink it.
         self.hl_max_rows = HL_MAX_ROWS
         self.requests: list[RecordedRequest] = []
-        self._lock = threading.Lock()
         self._faults: dict[str, deque[Fault]] = defaultdict(deque)
-        self._stopping = threading.Event()
-        self._sockets: set[socket.socket] = set()
         self._klines: dict[tuple[str, str], _Series] = {}
         self._binance_markets: dict[str, tuple[str, str]] = {}
         self._candles: dict[tuple[str, str], _Series] = {}
@@ -319,39 +317,7 @@ class ReplayServer:
         self._ctx: dict[str, dict] = {}
         if load_recorded:
             self._load_recorded()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever,
-            kwargs={"poll_interval": 0.02},
-            name="replay-server",
-            daemon=True,
-        )
-        self._thread.start()
-
-    # -- lifecycle -------------------------------------------------------------------------------
-    @property
-    def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def stop(self) -> None:
-        if self._stopping.is_set():
-            return
-        self._stopping.set()
-        self._httpd.shutdown()
-        with self._lock:
-            for sock in list(self._sockets):
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
-
-    def __enter__(self) -> ReplayServer:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+        self._start(_make_handler(self), "replay-server")
 
     # -- setup -----------------------------------------------------------------------------------
     def _load_recorded(self) -> None:

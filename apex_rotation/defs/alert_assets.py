@@ -10,7 +10,7 @@ from apex_rotation.exec.alerts.delivery import Delivery
 from apex_rotation.exec.alerts.stage import alert_problems, run_alerts
 from apex_rotation.log import redact_obj
 
-GROUP = "alerts"
+GROUP = "exec"
 SCORES_KEY = dg.AssetKey("scores")
 
 
