@@ -78,7 +78,8 @@ def test_bad_arguments_fail_fast_with_a_clear_message(small_config, tmp_path, ca
     assert main(["audit", "--config", small_config, "--store", str(tmp_path / "empty")]) == 1
 
 
-def test_run_materializes_everything_and_prints_tables(small_config, tmp_path, capsys):
+def test_run_materializes_everything_and_prints_tables(small_config, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("APEX_CONFIG", "/nonexistent")  # --config decides; nothing builds a default config
     assert main(["run", "--config", small_config, "--store", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     for asset in ("bars", "audited_bars", "features", "td_state", "rotation_candidates", "confirmations"):
