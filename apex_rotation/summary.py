@@ -162,8 +162,7 @@ def by_archetype(store: ParquetStore, timeframes: Sequence[str], synthetic: bool
         ("filled", "filled", "d"),
         ("win rate", "win_rate", ".0%"),
         ("mean R", "mean_r", "+.2f"),
-        ("total R", "total_r", "+.1f"),
-        ("total PnL %", "total_pnl_pct", "+.1f"),
+        ("total R", "total_r", "+.1f"),  # trades are sized by risk: R, not summed % moves, adds up
         ("profit factor", "profit_factor", ".2f"),
     ]
     return [title, *text_table(summary.to_dict("records"), columns)]
