@@ -8,6 +8,7 @@ filter (`research.ablations`), the lift table with its intervals and the placebo
   time and price, return %, R, MFE, MAE, bars held, exit reason, archetype, regime, size, money PnL);
 * `summary.csv`: per configuration × timeframe, each fold and `overall` (metrics.py);
 * `lift.csv`: per timeframe, each filter's Δ with its interval, then `timing` and `placebo`;
+* `counts.csv`: per timeframe, the configured gates' candidates and scored / fired signals per archetype;
 * `equity.csv`: the out-of-sample equity series of every configuration; `picks.csv`: the grid point each
   fold picked (parameter stability);
 * `plots/index.html` and one self-contained HTML per plot (plots.py).
@@ -71,6 +72,7 @@ class BacktestResult:
     lift: pd.DataFrame
     equity: pd.DataFrame
     picks: pd.DataFrame
+    counts: pd.DataFrame
     out: Path
     files: dict[str, Path] = field(default_factory=dict)
     runs: dict[tuple[str, str], WalkForward] = field(default_factory=dict)
@@ -86,6 +88,21 @@ def trade_rows(wf: WalkForward, timeframe: str) -> pd.DataFrame:
         config=wf.name, timeframe=timeframe, return_pct=done["pnl_pct"], money=metrics.money(done)
     )
     return out.reindex(columns=TRADE_COLUMNS)
+
+
+def signal_counts(universe: Universe) -> dict[str, object]:
+    """What the default gates give over the whole history: scanner candidates, scored and fired signals
+    per archetype, and the span in days (the study's "signals per timeframe and year")."""
+    run = universe.run(universe.cfg)
+    grid = universe.grid_index()
+    days = (grid[-1] - grid[0]).total_seconds() / 86400 + 1 if len(grid) else 0.0
+    row: dict[str, object] = {"timeframe": universe.timeframe, "days": round(days, 1)}
+    row["candidates"] = universe.candidates
+    for arch in ("rotation", "td13_exhaustion"):
+        sig = [s for s in run.signals if s.archetype == arch]
+        row[f"{arch}_scored"] = len(sig)
+        row[f"{arch}_fired"] = sum(s.fired for s in sig)
+    return row
 
 
 def backtest_timeframe(universe: Universe) -> tuple[WalkForward, list[WalkForward], pd.DataFrame]:
@@ -104,10 +121,11 @@ def run_backtest(
     """The walk-forward with every ablation, per timeframe; CSVs (and the plot pack) written to `out`."""
     out = Path(out) if out is not None else default_out(store)
     out.mkdir(parents=True, exist_ok=True)
-    trades, summaries, lifts, equities, picks, runs = [], [], [], [], [], {}
+    trades, summaries, lifts, equities, picks, counts, runs = [], [], [], [], [], [], {}
     for tf in timeframes or cfg.research.timeframes:
         universe = Universe.load(cfg, store, tf)
         full, ablated, lift = backtest_timeframe(universe)
+        counts.append(signal_counts(universe))
         lifts.append(lift)
         for wf in (full, *ablated):
             runs[(wf.name, tf)] = wf
@@ -121,10 +139,11 @@ def run_backtest(
         lift=pd.concat(lifts, ignore_index=True),
         equity=pd.concat(equities, ignore_index=True),
         picks=pd.concat(picks, ignore_index=True),
+        counts=pd.DataFrame(counts),
         out=out,
         runs=runs,
     )
-    for name in ("trades", "summary", "lift", "equity", "picks"):
+    for name in ("trades", "summary", "lift", "equity", "picks", "counts"):
         path = out / f"{name}.csv"
         getattr(result, name).to_csv(path, index=False)
         result.files[name] = path

@@ -146,6 +146,7 @@ class Universe:
     inputs: scoring.Inputs = field(init=False)
     _runs: dict[str, Run] = field(default_factory=dict, init=False)
     _td13: dict[str, list[ScoredSignal]] = field(default_factory=dict, init=False)
+    candidates: int = field(default=0, init=False)  # the base config's scanner candidates (last rotation run)
 
     def __post_init__(self) -> None:
         self.inputs = scoring.Inputs(self.cfg, self.store, self.timeframe, self.frames)
@@ -196,6 +197,8 @@ class Universe:
         apex = {a: frames[a] for a in cfg.basket.apex_assets}
         history = rotation.scan_history(apex, frames, cfg, timeframe=self.timeframe)
         candidates = rotation.candidates_from_history(history)
+        if cfg.apex == self.cfg.apex:
+            self.candidates = len(candidates)
         window = cfg.market_filters.confirm_window_bars
         watches = watching.watch_candidates(candidates, frames, cfg.market_filters, window)
         return scoring.compose_in_order(scoring.rotation_contexts(inputs, watches))

@@ -61,7 +61,11 @@ def _stats(sums: np.ndarray, bars_per_year: int) -> dict[str, np.ndarray]:
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = s1 / n
         var = (s2 - n * mean * mean) / (n - 1)
-        sharpe = np.where(var > 0, mean / np.sqrt(np.maximum(var, 0)) * math.sqrt(bars_per_year), np.nan)
+        sharpe = np.where(
+            var > 1e-30,
+            mean / np.sqrt(np.maximum(var, 1e-30)) * math.sqrt(bars_per_year),
+            np.where(s1 == 0, 0.0, np.nan),  # flat equity: 0, as metrics.sharpe
+        )
         return {"sharpe": sharpe, "hit_rate": wins / k, "mean_r": rsum / k, "trades": k}
 
 

@@ -9,7 +9,7 @@ at the previous close.
 
 * total return = final equity / initial − 1 (= Σ money PnL / initial equity);
 * Sharpe = mean / std (ddof=1) of the per-bar returns × √(bars per year: 8760 for 1h, 2190 for 4h, 365
-  for 1d; crypto trades 24/7);
+  for 1d; crypto trades 24/7); 0 for a flat equity (no trade), so "no trades" compares as "no edge";
 * max drawdown = min(equity / running max − 1);
 * hit rate = share of trades with pnl_r > 0; profit factor = Σ winning R / Σ |losing R|;
 * exposure = share of the span's bars with at least one open position.
@@ -111,8 +111,10 @@ def equity_curve(pnl: np.ndarray, equity0: float) -> tuple[np.ndarray, np.ndarra
 def sharpe(returns: np.ndarray, bars_per_year: int) -> float:
     if returns.size < 2:
         return math.nan
-    sd = returns.std(ddof=1)
-    return float(returns.mean() / sd * math.sqrt(bars_per_year)) if sd > 0 else math.nan
+    sd, mean = returns.std(ddof=1), returns.mean()
+    if sd > 0:
+        return float(mean / sd * math.sqrt(bars_per_year))
+    return 0.0 if mean == 0 else math.nan  # a flat equity (no trade) earns a Sharpe of 0
 
 
 def max_drawdown(equity: np.ndarray, equity0: float) -> float:
