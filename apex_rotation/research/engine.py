@@ -74,7 +74,7 @@ def ablate(cfg: AppConfig, off: str | None) -> tuple[AppConfig, bool]:
     mf, points, a = cfg.market_filters, cfg.score.market, cfg.research.ablation_off
     update: dict[str, object] = {}
     if off == "use_td":
-        update = {"score.td": dict.fromkeys(cfg.score.td.model_fields, 0.0)}
+        update = {"score.td": dict.fromkeys(type(cfg.score.td).model_fields, 0.0)}
     elif off == "use_volume_x2":
         update = {
             "market_filters.rule": _drop_filter(mf.rule, "volume_spike"),
@@ -89,7 +89,7 @@ def ablate(cfg: AppConfig, off: str | None) -> tuple[AppConfig, bool]:
             "apex.beta_min": min(a.beta_min, cfg.apex.beta_min),
         }
     elif off == "confirmation":
-        names = [n for n in points.model_fields if re.search(rf"\b{n}\b", mf.rule)]
+        names = [n for n in type(points).model_fields if re.search(rf"\b{n}\b", mf.rule)]
         dropped = sum(max(getattr(points, n), 0.0) for n in names)
         update = {
             "market_filters.rule": ALWAYS,
