@@ -137,7 +137,7 @@ def test_tables_print(result):
 
 
 def test_exports_are_byte_identical_across_processes(small, result, tmp_path):
-    cfg, store = small
+    _cfg, store = small
     script = (
         "import sys; from apex_rotation.config import load_config; from apex_rotation.store.parquet import "
         "ParquetStore; from apex_rotation.research.backtest import run_backtest; "
@@ -214,7 +214,7 @@ def test_lookahead_finds_nothing_and_catches_a_planted_leak(small, monkeypatch):
 
 
 def test_cli_backtest_prints_the_tables(small, tmp_path, capsys, monkeypatch):
-    cfg, store = small
+    _cfg, store = small
     config = tmp_path / "cfg.yaml"
     import yaml
 
