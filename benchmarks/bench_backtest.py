@@ -111,41 +111,30 @@ def vectorbt_check(universe, full) -> None:
         (exits if long else short_exits)[i1, j] = True
         price[i0, j], price[i1, j], size[i0, j] = t.entry_price, t.exit_price, t.size
         ours += (1 if long else -1) * t.size * (t.exit_price - t.entry_price)
+
+    def simulate() -> float:
+        pf = vbt.Portfolio.from_signals(
+            close,
+            entries,
+            exits,
+            short_entries=short_entries,
+            short_exits=short_exits,
+            price=price,
+            size=size,
+            size_type="amount",
+            init_cash=CASH,
+            cash_sharing=True,
+            group_by=True,
+            fees=0.0,
+            freq="1h",
+        )
+        return (float(pf.final_value()) - CASH) / universe.cfg.sim.equity
+
     started = time.perf_counter()
-    pf = vbt.Portfolio.from_signals(
-        close,
-        entries,
-        exits,
-        short_entries=short_entries,
-        short_exits=short_exits,
-        price=price,
-        size=size,
-        size_type="amount",
-        init_cash=CASH,
-        cash_sharing=True,
-        group_by=True,
-        fees=0.0,
-        freq="1h",
-    )
-    vbt_return = (float(pf.final_value()) - CASH) / universe.cfg.sim.equity
+    vbt_return = simulate()
     vbt_time = time.perf_counter() - started
     started = time.perf_counter()
-    pf = vbt.Portfolio.from_signals(
-        close,
-        entries,
-        exits,
-        short_entries=short_entries,
-        short_exits=short_exits,
-        price=price,
-        size=size,
-        size_type="amount",
-        init_cash=CASH,
-        cash_sharing=True,
-        group_by=True,
-        fees=0.0,
-        freq="1h",
-    )
-    float(pf.total_return())
+    simulate()
     vbt_warm = time.perf_counter() - started
     ours_return = ours / universe.cfg.sim.equity
     print(
