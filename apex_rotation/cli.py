@@ -76,6 +76,20 @@ def build_parser() -> argparse.ArgumentParser:
     _store_and_config(trades)
     trades.add_argument("--alert", help="an alert_id (from `apex run` or `apex alerts`)")
     trades.add_argument("--last", type=int, default=20, help="trades to list without --alert (default 20)")
+    backtest = sub.add_parser(
+        "backtest", help="walk-forward backtest with filter ablations, lift intervals, placebo and plot pack"
+    )
+    _research_args(backtest)
+    backtest.add_argument("--out", help="folder of the CSVs and plots (default: <store>/research)")
+    backtest.add_argument("--no-plots", action="store_true", help="CSVs and tables only")
+    lookahead = sub.add_parser(
+        "lookahead",
+        help="recompute every signal asset on truncated histories and report any value that changes",
+    )
+    _research_args(lookahead)
+    lookahead.add_argument(
+        "--cuts", type=int, help="cut points per timeframe (default: research.lookahead_cuts)"
+    )
     audit = sub.add_parser("audit", help="audit the stored bars per symbol/timeframe")
     _store_and_config(audit)
     _selection(audit)
@@ -292,12 +306,75 @@ def cmd_trades(args: argparse.Namespace) -> int:
     return 0
 
 
+def _research_args(parser: argparse.ArgumentParser) -> None:
+    _store_and_config(parser)
+    _source(parser)
+    parser.add_argument("--symbols", help="comma-separated basket subset, e.g. BTC,ETH,SOL")
+    parser.add_argument("--timeframes", help="signal timeframes (default: research.timeframes)")
+
+
+def _research_setup(args: argparse.Namespace) -> tuple[AppConfig, ParquetStore, list[str]]:
+    """Config, store and signal timeframes of `backtest` / `lookahead`; with --source, the store is
+    refreshed from it first (as `apex refresh`), else it is read as it is."""
+    timeframes = args.timeframes
+    args.timeframes = ",".join(TIMEFRAMES)
+    cfg, store, symbols, _ = _setup(args, log_level="WARNING")
+    tfs = [t.strip() for t in (timeframes or ",".join(cfg.research.timeframes)).split(",") if t.strip()]
+    if bad := [t for t in tfs if t not in TIMEFRAMES]:
+        raise ConfigError(f"--timeframes {bad}: expected some of {list(TIMEFRAMES)}")
+    if args.source or args.data_dir:
+        check = preflight(args, cfg, symbols)
+        _say_left_out(check, args.data_dir)
+        symbols = check.symbols
+        with StoreRefresher(cfg, store, check.source, perps_source=make_perps_source(cfg, check.source)) as r:
+            summary = r.refresh_all(symbols, list(TIMEFRAMES))
+        if summary.bar_errors:
+            raise StoreError(f"refresh failed for {sorted(summary.bar_errors)}")
+    if args.symbols or args.source:
+        cfg = _basket_subset(cfg, symbols)
+    return cfg, store, tfs
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from apex_rotation.research.backtest import lift_markdown, picks_table, run_backtest, summary_table
+
+    cfg, store, timeframes = _research_setup(args)
+    started = time.perf_counter()
+    result = run_backtest(
+        cfg, store, out=args.out, timeframes=timeframes, plots=False if args.no_plots else None
+    )
+    print("Signals of the configured gates over the whole history:")
+    print(result.counts.to_string(index=False))
+    print("\nOut-of-sample summary (walk-forward, stitched test folds):")
+    print(summary_table(result.summary))
+    print("\nLift of each filter (full − filter off), bootstrap interval in brackets:")
+    print(lift_markdown(result.lift))
+    print(f"\n{picks_table(result.picks, cfg)}")
+    files = " ".join(f"{k}={v}" for k, v in result.files.items())
+    print(f"\n{files}\ntook={time.perf_counter() - started:.1f}s")
+    return 0
+
+
+def cmd_lookahead(args: argparse.Namespace) -> int:
+    from apex_rotation.research.lookahead import analyse
+
+    cfg, store, timeframes = _research_setup(args)
+    changes, compared = analyse(cfg, store, timeframes, symbols=None, cuts=args.cuts)
+    for change in changes:
+        print(change.text())
+    verdict = f"{len(changes)} value(s) changed" if changes else "no value changed: no lookahead"
+    print(f"lookahead: {compared} values compared over {','.join(timeframes)}; {verdict}")
+    return 1 if changes else 0
+
+
 COMMANDS = {
     "refresh": cmd_refresh,
     "audit": cmd_audit,
     "run": cmd_run,
     "alerts": cmd_alerts,
     "trades": cmd_trades,
+    "backtest": cmd_backtest,
+    "lookahead": cmd_lookahead,
 }
 
 

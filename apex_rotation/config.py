@@ -340,6 +340,63 @@ class SimConfig(_Model):
     equity: float = Field(10_000.0, gt=0)  # sizes each trade at risk.risk_per_trade_pct of this
 
 
+class SplitsConfig(_Model):
+    """Walk-forward splits, in days of the signal timeframe's bars: train on [start, start + train), test on
+    the `test_days` after it, move by `step_days`; anchored keeps every train window starting at the data's
+    first bar."""
+
+    mode: Literal["rolling", "anchored"] = "rolling"
+    train_days: int = Field(90, ge=1)
+    test_days: int = Field(30, ge=1)
+    step_days: int = Field(30, ge=1)
+    max_folds: int | None = Field(None, ge=1)  # the latest folds when there are more
+
+
+class AblationOffConfig(_Model):
+    """What "switched off" means for the gates that are thresholds (the others are documented in
+    docs/research.md): the lowest values the scanner still accepts."""
+
+    apex_move_threshold_pct: float = Field(2.0, gt=0)  # the apex-move gate opened to this
+    corr_min: float = Field(0.01, gt=0, le=1)  # corr/beta gates opened to these
+    beta_min: float = Field(0.01, gt=0)
+
+
+class ResearchConfig(_Model):
+    """The walk-forward harness (`apex backtest`, `backtest_report`; docs/research.md)."""
+
+    timeframes: list[Timeframe] = ["4h", "1d"]  # signal timeframes backtested, each on its own
+    splits: SplitsConfig = SplitsConfig()
+    # The parameter grid the walk-forward picks from on each train window: dotted config paths → values
+    # (their product is the grid; keep it small).
+    grid: dict[str, list[float]] = {"apex.move_threshold_pct": [2.5, 3.0, 4.0, 5.0]}
+    objective: Literal["sharpe", "mean_r", "total_return"] = "sharpe"
+    min_train_trades: int = Field(3, ge=0)  # a grid point with fewer train trades cannot be picked
+    ablations: list[
+        Literal["use_td", "use_volume_x2", "apex_move_threshold", "corr_beta", "confirmation", "regime_gate"]
+    ] = ["use_td", "use_volume_x2", "apex_move_threshold", "corr_beta", "confirmation", "regime_gate"]
+    ablation_off: AblationOffConfig = AblationOffConfig()
+    bootstrap_samples: int = Field(1000, ge=10)
+    bootstrap_block_days: int = Field(5, ge=1)  # circular block bootstrap over days
+    confidence: float = Field(0.95, gt=0, lt=1)
+    placebo: bool = True  # the full run's entries at shuffled times (and a second shuffle as the control)
+    seed: int = 20240101
+    plots: bool = True
+    plotlyjs: Literal["inline", "cdn"] = "inline"  # inline: every HTML file self-contained (~4.8 MB)
+    lookahead_cuts: int = Field(6, ge=1)  # `apex lookahead`: cut points per timeframe
+
+    @field_validator("grid")
+    @classmethod
+    def _grid(cls, grid: dict[str, list[float]]) -> dict[str, list[float]]:
+        for path, values in grid.items():
+            section, _, name = path.partition(".")
+            model = AppConfig.model_fields.get(section)
+            if not name or model is None or name not in model.annotation.model_fields:
+                raise ValueError(f"grid key {path!r} is not a config field such as 'apex.move_threshold_pct'")
+            if not values:
+                raise ValueError(f"grid key {path!r} has no values")
+        return grid
+
+
 class SyntheticConfig(_Model):
     seed: int = 7
     end: UtcDatetime = datetime(2026, 1, 1, tzinfo=UTC)
@@ -410,6 +467,7 @@ class AppConfig(_Model):
     score: ScoreConfig = ScoreConfig()
     alerts: AlertsConfig = AlertsConfig()
     sim: SimConfig = SimConfig()
+    research: ResearchConfig = ResearchConfig()
     synthetic: SyntheticConfig = SyntheticConfig()
     audit: AuditConfig = AuditConfig()
     store: StoreConfig = StoreConfig()

@@ -27,6 +27,7 @@ from apex_rotation.store.parquet import ParquetStore
 PROJECT = Path(__file__).resolve().parent.parent
 SYMBOLS = ["BTC", "ETH", "SOL", "APT"]
 ALL_ASSETS = {
+    "backtest_report",
     "bars",
     "audited_bars",
     "features",

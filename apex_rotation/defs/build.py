@@ -14,7 +14,7 @@ from apex_rotation.defs.alert_assets import build_alert_assets
 from apex_rotation.defs.automation import build_jobs, build_schedules, build_sensors
 from apex_rotation.defs.feature_assets import build_feature_assets
 from apex_rotation.defs.market_data_assets import build_market_data_assets
-from apex_rotation.defs.research_assets import build_research_assets
+from apex_rotation.defs.research_assets import build_backtest_report, build_research_assets
 from apex_rotation.defs.resources import SourceResource, StoreResource, duckdb_resource, redacting_console
 from apex_rotation.defs.score_assets import build_score_assets
 from apex_rotation.defs.signal_assets import build_signal_assets
@@ -39,8 +39,9 @@ def build_definitions(
     (sim_trades,) = build_sim_assets(cfg)
     signal_assets = [rotation_candidates, confirmations, scanner_quality, scores, alerts, sim_trades]
     data_job, signals_job = build_jobs([bars, audited_bars, features, td_state], signal_assets)
+    backtest_report = build_backtest_report(cfg, [features, td_state])  # on demand: in no job
     return dg.Definitions(
-        assets=[bars, audited_bars, features, td_state, *signal_assets],
+        assets=[bars, audited_bars, features, td_state, *signal_assets, backtest_report],
         jobs=[data_job, signals_job],
         schedules=build_schedules(cfg, data_job),
         sensors=build_sensors(data_job, signals_job),

@@ -1,4 +1,5 @@
-"""`scanner_quality`: the research figures of the scan, one partition per timeframe."""
+"""`scanner_quality` (the research figures of the scan, one partition per timeframe) and `backtest_report`
+(the walk-forward with its ablations over the whole store, not partitioned)."""
 
 import dagster as dg
 
@@ -6,6 +7,7 @@ from apex_rotation.config import AppConfig
 from apex_rotation.defs.declare import check_spec, partitioned_asset, problems_check
 from apex_rotation.defs.partitions import timeframe_partitions
 from apex_rotation.defs.resources import StoreResource
+from apex_rotation.research import backtest
 from apex_rotation.research import scanner_quality as quality
 
 GROUP = "research"
@@ -56,3 +58,29 @@ def build_research_assets(
         )
 
     return [scanner_quality]
+
+
+def build_backtest_report(cfg: AppConfig, deps: list[dg.AssetsDefinition]) -> dg.AssetsDefinition:
+    """`backtest_report`: `apex backtest` from the asset graph (the store's features and TD state)."""
+
+    @dg.asset(
+        group_name=GROUP,
+        kinds={"csv", "html"},
+        deps=deps,
+        description="The walk-forward backtest with every filter ablation, the lift table with bootstrap "
+        "intervals and the placebo control (apex_rotation/research/, docs/research.md): CSVs and the plot "
+        "pack under <store>/research/. Reuses the live composer and simulator; never an input to a signal.",
+    )
+    def backtest_report(context: dg.AssetExecutionContext, store: StoreResource) -> dg.MaterializeResult:
+        result = backtest.run_backtest(cfg, store.store)
+        context.log.info(f"backtest_report: {result.files}")
+        return dg.MaterializeResult(
+            metadata={
+                "summary": dg.MetadataValue.md(backtest.summary_table(result.summary)),
+                "lift": dg.MetadataValue.md(backtest.lift_markdown(result.lift)),
+                "plot_index": dg.MetadataValue.path(str(result.files.get("plots", result.out))),
+                "out": dg.MetadataValue.path(str(result.out)),
+            }
+        )
+
+    return backtest_report

@@ -225,16 +225,37 @@ class SymbolFrame:
 
 
 class Inputs:
-    """Lazily loaded inputs of one timeframe's stage: signal-timeframe frames, HTF and LTF TD indexes."""
+    """Lazily loaded inputs of one timeframe's stage: signal-timeframe frames, HTF and LTF TD indexes.
 
-    def __init__(self, cfg: AppConfig, store: ParquetStore, timeframe: str):
+    `frames` optionally hands in (symbol, timeframe) → loaded frame (`features.load`: bars, features, TD)
+    so a caller holding them in memory (the research harness, a truncated-history check) reads no store;
+    a pair it lacks is read from `store`. `with_config` gives the same inputs under another config, sharing
+    the built arrays when the regime and TD settings they depend on are unchanged.
+    """
+
+    def __init__(
+        self,
+        cfg: AppConfig,
+        store: ParquetStore | None,
+        timeframe: str,
+        frames: dict[tuple[str, str], pd.DataFrame] | None = None,
+    ):
         self.cfg, self.store, self.timeframe = cfg, store, timeframe
+        self.frames = frames or {}
         self._frames: dict[str, SymbolFrame] = {}
         self._td: dict[tuple[str, str], TDIndex] = {}
 
+    def with_config(self, cfg: AppConfig) -> Inputs:
+        out = Inputs(cfg, self.store, self.timeframe, self.frames)
+        if _built_alike(cfg, self.cfg):
+            out._frames, out._td = self._frames, self._td
+        return out
+
     def frame(self, symbol: str) -> SymbolFrame:
         if symbol not in self._frames:
-            frame = load(symbol, self.timeframe, root=self.store.root)
+            frame = self.frames.get((symbol, self.timeframe))
+            if frame is None:
+                frame = load(symbol, self.timeframe, root=self.store.root)
             self._frames[symbol] = SymbolFrame.build(frame, self.timeframe, self.cfg)
         return self._frames[symbol]
 
@@ -243,14 +264,28 @@ class Inputs:
             return self.frame(symbol).td
         key = (symbol, timeframe)
         if key not in self._td:
-            if not self.store.exists(TD_STATE, timeframe, symbol):
+            td = self.frames.get((symbol, timeframe))
+            if td is None and self.store is not None and self.store.exists(TD_STATE, timeframe, symbol):
+                td = self.store.read(TD_STATE, timeframe, symbol)
+            if td is None or "td_setup_type" not in td.columns:
                 self._td[key] = None
             else:
-                td = self.store.read(TD_STATE, timeframe, symbol)
                 self._td[key] = TDIndex.build(
                     td, timeframe, self.cfg.td.strict_perfection, self.cfg.td.perfection_grace_bars
                 )
         return self._td[key]
+
+
+_REGIME_WEIGHTS = {"trend_fade_weight", "block_td_fades_in_trend"}  # read by compose, not by the arrays
+
+
+def _built_alike(a: AppConfig, b: AppConfig) -> bool:
+    """The per-symbol arrays (regime classes, TD indexes, structure window) are the same under both."""
+    return (
+        a.td == b.td
+        and a.regime.model_dump(exclude=_REGIME_WEIGHTS) == b.regime.model_dump(exclude=_REGIME_WEIGHTS)
+        and a.basket == b.basket
+    )
 
 
 # ---------------------------------------------------------------- contexts

@@ -1,0 +1,222 @@
+"""The research harness's engine: the live path's stages, run in memory under any config variant.
+
+`Universe` loads one store's per-symbol work once (bars, features and TD state of the signal timeframe and
+of `td.htf`/`td.ltf`, the 1h bars the fills are decided on, funding) — none of it depends on the gates —
+and `Universe.run(cfg)` then replays, for that config:
+
+    rotation.scan_history → watching.watch_candidates → scoring.rotation_contexts (+ td13_contexts)
+    → scoring.compose_in_order → sim.run
+
+the very functions the `rotation_candidates`, `confirmations`, `scores` and `sim_trades` assets call, so a
+backtest trades what the live path would have alerted and dry-run. Runs are cached by config, and the TD 13
+stream (which the scanner gates do not touch; the cool-down keeps one per symbol × archetype × direction, so
+the two archetypes never interact) is composed once per scoring config.
+
+Every signal's inputs are known at its bar's close (tests/test_no_lookahead.py, `apex lookahead`), so one run
+over the whole history, cut by signal time, equals a run per fold on the data up to that fold.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from apex_rotation.config import AppConfig
+from apex_rotation.exec import sim
+from apex_rotation.features.compute import compute_features, compute_td_state
+from apex_rotation.features.loader import load
+from apex_rotation.signals import rotation, scoring, watching
+from apex_rotation.signals.score import ScoredSignal
+from apex_rotation.store.parquet import ParquetStore, StoreError
+from apex_rotation.store.tables import AUDITED_BARS, FEATURES, TD_STATE
+from apex_rotation.timeframes import BASE_TIMEFRAME, TIMEFRAMES
+
+ALWAYS = "(breakout OR NOT breakout)"  # true wherever the prior high is known (all but the first bars)
+ABLATIONS = ("use_td", "use_volume_x2", "apex_move_threshold", "corr_beta", "confirmation", "regime_gate")
+
+
+# ---------------------------------------------------------------- config variants
+
+
+def with_values(cfg: AppConfig, values: Mapping[str, object]) -> AppConfig:
+    """`cfg` with dotted paths set ({"apex.move_threshold_pct": 3.0}), validated like a loaded config."""
+    data = cfg.model_dump()
+    for path, value in values.items():
+        section, name = path.split(".", 1)
+        data[section][name] = value
+    return AppConfig.model_validate(data)
+
+
+def _drop_filter(rule: str, name: str) -> str:
+    return re.sub(rf"\b{name}\b", ALWAYS, rule)
+
+
+def ablate(cfg: AppConfig, off: str | None) -> tuple[AppConfig, bool]:
+    """The config with one filter switched off, and whether TD 13 signals are traded.
+
+    * `use_td`: every TD point of the composer 0 and no TD 13 exhaustion trades (rotation only, no TD stop);
+    * `use_volume_x2`: the volume spike leaves the confirmation rule (always true there), its points go to 0
+      and the alert threshold drops by them, so it neither gates nor scores;
+    * `apex_move_threshold`, `corr_beta`: opened to `research.ablation_off` (the lowest usable values);
+    * `confirmation`: the rule always passes (a candidate is scored on its trigger bar) and the points of the
+      rule's filters leave the score and the threshold alike;
+    * `regime_gate`: TD fades against the trend at full weight (weight 1, never blocked).
+    """
+    if off is None:
+        return cfg, True
+    if off not in ABLATIONS:
+        raise ValueError(f"unknown ablation {off!r}; expected one of {ABLATIONS}")
+    mf, points, a = cfg.market_filters, cfg.score.market, cfg.research.ablation_off
+    update: dict[str, object] = {}
+    if off == "use_td":
+        update = {"score.td": dict.fromkeys(type(cfg.score.td).model_fields, 0.0)}
+    elif off == "use_volume_x2":
+        update = {
+            "market_filters.rule": _drop_filter(mf.rule, "volume_spike"),
+            "score.market": points.model_copy(update={"volume_spike": 0.0}).model_dump(),
+            "score.alert_threshold": cfg.score.alert_threshold - max(points.volume_spike, 0.0),
+        }
+    elif off == "apex_move_threshold":
+        update = {"apex.move_threshold_pct": min(a.apex_move_threshold_pct, cfg.apex.move_threshold_pct)}
+    elif off == "corr_beta":
+        update = {
+            "apex.corr_min": min(a.corr_min, cfg.apex.corr_min),
+            "apex.beta_min": min(a.beta_min, cfg.apex.beta_min),
+        }
+    elif off == "confirmation":
+        names = [n for n in type(points).model_fields if re.search(rf"\b{n}\b", mf.rule)]
+        dropped = sum(max(getattr(points, n), 0.0) for n in names)
+        update = {
+            "market_filters.rule": ALWAYS,
+            "score.market": points.model_copy(update=dict.fromkeys(names, 0.0)).model_dump(),
+            "score.alert_threshold": cfg.score.alert_threshold - dropped,
+        }
+    elif off == "regime_gate":
+        update = {"regime.trend_fade_weight": 1.0, "regime.block_td_fades_in_trend": False}
+    return with_values(cfg, update), off != "use_td"
+
+
+# ---------------------------------------------------------------- the universe
+
+
+def ensure_features(cfg: AppConfig, store: ParquetStore, timeframes: Iterable[str]) -> list[str]:
+    """Compute `features` and `td_state` (the live path's functions) where the store has audited bars but
+    not them yet; returns the symbols with audited bars at every asked timeframe."""
+    symbols = []
+    for symbol in cfg.basket.names:
+        if all(store.exists(AUDITED_BARS, tf, symbol) for tf in timeframes):
+            symbols.append(symbol)
+    if not symbols:
+        raise StoreError(f"no audited bars under {store.root}: run `apex refresh` first")
+    for tf in timeframes:
+        todo = [s for s in symbols if not store.exists(FEATURES, tf, s)]
+        if todo:
+            problems = compute_features(cfg, store, tf, todo)
+            if problems:
+                raise StoreError(f"features {tf} could not be computed: {problems}")
+        for s in symbols:
+            if not store.exists(TD_STATE, tf, s):
+                compute_td_state(cfg, store, tf, s)
+    return symbols
+
+
+@dataclass
+class Run:
+    """One config's signals and trades over the whole history of one timeframe."""
+
+    signals: list[ScoredSignal]
+    trades: pd.DataFrame  # sim.run's rows (every fired signal), plus `regime`
+
+
+@dataclass
+class Universe:
+    """One store's gate-independent work for one signal timeframe, loaded once."""
+
+    cfg: AppConfig
+    store: ParquetStore
+    timeframe: str
+    symbols: list[str]
+    frames: dict[tuple[str, str], pd.DataFrame]
+    market: sim.Market
+    inputs: scoring.Inputs = field(init=False)
+    _runs: dict[str, Run] = field(default_factory=dict, init=False)
+    _td13: dict[str, list[ScoredSignal]] = field(default_factory=dict, init=False)
+    candidates: int = field(default=0, init=False)  # the base config's scanner candidates (last rotation run)
+
+    def __post_init__(self) -> None:
+        self.inputs = scoring.Inputs(self.cfg, self.store, self.timeframe, self.frames)
+
+    @classmethod
+    def load(cls, cfg: AppConfig, store: ParquetStore, timeframe: str) -> Universe:
+        tfs = [t for t in TIMEFRAMES if t in {timeframe, cfg.td.htf, cfg.td.ltf, BASE_TIMEFRAME}]
+        symbols = ensure_features(cfg, store, tfs)
+        missing = [a for a in cfg.basket.apex_assets if a not in symbols]
+        if missing:
+            raise StoreError(f"the store has no bars for the apex assets {missing}")
+        frames = {(s, tf): load(s, tf, root=store.root) for s in symbols for tf in tfs}
+        kept = [s for s in cfg.basket.symbols if s.symbol in symbols]
+        cfg = cfg.model_copy(update={"basket": cfg.basket.model_copy(update={"symbols": kept})})
+        return cls(cfg, store, timeframe, symbols, frames, sim.StoreMarket(store, cfg))
+
+    def signal_frames(self) -> dict[str, pd.DataFrame]:
+        return {s: self.frames[(s, self.timeframe)] for s in self.symbols}
+
+    def grid_index(self) -> pd.DatetimeIndex:
+        """The signal timeframe's bar grid (open times), the union over symbols."""
+        index = pd.DatetimeIndex([], tz="UTC")
+        for s in self.symbols:
+            index = index.union(self.frames[(s, self.timeframe)].index)
+        return index
+
+    def closes(self) -> dict[str, pd.Series]:
+        return {s: self.frames[(s, self.timeframe)]["close"] for s in self.symbols}
+
+    # ------------------------------------------------------------ one config
+
+    def run(self, cfg: AppConfig, trade_td13: bool = True) -> Run:
+        """Signals and trades of `cfg` over the whole history (cached by config)."""
+        key = _key(cfg, trade_td13)
+        if key not in self._runs:
+            inputs = self.inputs.with_config(cfg)
+            signals = self._rotation(cfg, inputs)
+            if trade_td13 and self.timeframe == cfg.td.htf:
+                signals = signals + self._td13_signals(cfg, inputs)
+            signals.sort(key=lambda s: (s.bar_time, s.symbol, s.archetype, s.direction))
+            self._runs[key] = Run(signals, self.simulate(signals, cfg))
+        return self._runs[key]
+
+    def _rotation(self, cfg: AppConfig, inputs: scoring.Inputs) -> list[ScoredSignal]:
+        if self.timeframe not in cfg.apex.trigger_timeframes:
+            return []
+        frames = self.signal_frames()
+        apex = {a: frames[a] for a in cfg.basket.apex_assets}
+        history = rotation.scan_history(apex, frames, cfg, timeframe=self.timeframe)
+        candidates = rotation.candidates_from_history(history)
+        if cfg.apex == self.cfg.apex:
+            self.candidates = len(candidates)
+        window = cfg.market_filters.confirm_window_bars
+        watches = watching.watch_candidates(candidates, frames, cfg.market_filters, window)
+        return scoring.compose_in_order(scoring.rotation_contexts(inputs, watches))
+
+    def _td13_signals(self, cfg: AppConfig, inputs: scoring.Inputs) -> list[ScoredSignal]:
+        key = _key(cfg, True, exclude={"apex", "research"})
+        if key not in self._td13:
+            self._td13[key] = scoring.compose_in_order(scoring.td13_contexts(inputs, self.symbols))
+        return list(self._td13[key])
+
+    def simulate(self, signals: list[ScoredSignal], cfg: AppConfig) -> pd.DataFrame:
+        """sim.run on the fired signals (the live dry-run), with each trade's regime added."""
+        fired = [s for s in signals if s.fired]
+        trades = sim.run(fired, market=self.market, cfg=cfg).trades
+        trades["regime"] = np.array([s.regime for s in fired], dtype=object)
+        return trades
+
+
+def _key(cfg: AppConfig, trade_td13: bool, exclude: set[str] | None = None) -> str:
+    text = cfg.model_dump_json(exclude=exclude or {"research"}) + str(trade_td13)
+    return hashlib.sha256(text.encode()).hexdigest()

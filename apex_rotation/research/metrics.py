@@ -1,0 +1,173 @@
+"""Trade and equity metrics of the research harness (per fold, overall, per ablation).
+
+Equity is marked to market on the signal timeframe's bar grid, without compounding: equity = `sim.equity`
++ the cumulative PnL in money of every trade, where a trade's money PnL is `pnl_pct` % of its entry notional
+(entry price × size; the size the simulator gave it from `risk.risk_per_trade_pct`). While a trade is open
+its value at each bar close is side × size × (close − entry); on the bar its exit falls in, the realized
+PnL (fees, slippage and funding included) replaces it. A per-bar return is the bar's PnL over the equity
+at the previous close.
+
+* total return = final equity / initial − 1 (= Σ money PnL / initial equity);
+* Sharpe = mean / std (ddof=1) of the per-bar returns × √(bars per year: 8760 for 1h, 2190 for 4h, 365
+  for 1d; crypto trades 24/7); 0 for a flat equity (no trade), so "no trades" compares as "no edge";
+* max drawdown = min(equity / running max − 1);
+* hit rate = share of trades with pnl_r > 0; profit factor = Σ winning R / Σ |losing R|;
+* exposure = share of the span's bars with at least one open position.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from numba import njit
+
+from apex_rotation.timeframes import delta
+
+BARS_PER_YEAR = {"1h": 8760, "4h": 2190, "1d": 365}
+AT_CLOSE_EXITS = ("max_hold", "open_at_end")  # exit_time is the close of the last bar held
+METRICS = (
+    "trades",
+    "total_return",
+    "sharpe",
+    "max_drawdown",
+    "hit_rate",
+    "mean_r",
+    "profit_factor",
+    "exposure",
+    "bars",
+)
+
+
+def filled(trades: pd.DataFrame) -> pd.DataFrame:
+    return trades[trades["entry_price"].notna()]
+
+
+def money(trades: pd.DataFrame) -> np.ndarray:
+    """Each trade's PnL in money: pnl_pct % of its entry notional."""
+    return (trades["pnl_pct"] / 100.0 * trades["entry_price"] * trades["size"]).to_numpy(np.float64)
+
+
+@njit(cache=True)
+def _mark(close, sym, b0, b1, side, entry, size, final, pnl, held):
+    """Add each trade's per-bar PnL changes to `pnl` and count open positions in `held`."""
+    for k in range(sym.size):
+        s, prev = sym[k], 0.0
+        for b in range(b0[k], b1[k]):
+            value = side[k] * size[k] * (close[s, b] - entry[k])
+            if np.isfinite(value):
+                pnl[b] += value - prev
+                prev = value
+            held[b] += 1
+        pnl[b1[k]] += final[k] - prev
+        held[b1[k]] += 1
+
+
+def bar_positions(grid: pd.DatetimeIndex, times: pd.Series) -> np.ndarray:
+    """Position of the grid bar containing each time."""
+    ns = pd.DatetimeIndex(times).as_unit("ns").asi8
+    return np.searchsorted(grid.as_unit("ns").asi8, ns, side="right") - 1
+
+
+def equity_pnl(
+    trades: pd.DataFrame, grid: pd.DatetimeIndex, closes: dict[str, pd.Series]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-bar PnL in money and the count of open positions, on `grid`, of the filled `trades`."""
+    trades = filled(trades)
+    pnl, held = np.zeros(len(grid)), np.zeros(len(grid), dtype=np.int64)
+    if trades.empty:
+        return pnl, held
+    symbols = sorted(set(trades["symbol"]))
+    close = np.vstack([closes[s].reindex(grid).to_numpy(np.float64) for s in symbols])
+    sym = np.searchsorted(np.array(symbols), trades["symbol"].to_numpy(str))
+    at_close = trades["exit_reason"].isin(AT_CLOSE_EXITS).to_numpy()
+    exit_time = trades["exit_time"] - pd.to_timedelta(np.where(at_close, 1, 0), unit="ns")
+    b0 = bar_positions(grid, trades["entry_time"])
+    b1 = np.maximum(bar_positions(grid, exit_time), b0)
+    side = np.where(trades["side"].to_numpy() == "long", 1.0, -1.0)
+    _mark(
+        close,
+        sym.astype(np.int64),
+        b0.astype(np.int64),
+        b1.astype(np.int64),
+        side,
+        trades["entry_price"].to_numpy(np.float64),
+        trades["size"].to_numpy(np.float64),
+        money(trades),
+        pnl,
+        held,
+    )
+    return pnl, held
+
+
+def equity_curve(pnl: np.ndarray, equity0: float) -> tuple[np.ndarray, np.ndarray]:
+    """Equity at each bar close and the per-bar returns (PnL over the previous close's equity)."""
+    equity = equity0 + np.cumsum(pnl)
+    before = np.concatenate([[equity0], equity[:-1]])
+    return equity, pnl / before
+
+
+def sharpe(returns: np.ndarray, bars_per_year: int) -> float:
+    if returns.size < 2:
+        return math.nan
+    sd, mean = returns.std(ddof=1), returns.mean()
+    if sd > 0:
+        return float(mean / sd * math.sqrt(bars_per_year))
+    return 0.0 if mean == 0 else math.nan  # a flat equity (no trade) earns a Sharpe of 0
+
+
+def max_drawdown(equity: np.ndarray, equity0: float) -> float:
+    if equity.size == 0:
+        return 0.0
+    peak = np.maximum.accumulate(np.concatenate([[equity0], equity]))[1:]
+    return float((equity / peak - 1.0).min())
+
+
+def trade_stats(trades: pd.DataFrame) -> dict[str, float]:
+    r = filled(trades)["pnl_r"].to_numpy(np.float64)
+    gain, loss = r[r > 0].sum(), -r[r < 0].sum()
+    return {
+        "trades": int(r.size),
+        "hit_rate": float((r > 0).mean()) if r.size else math.nan,
+        "mean_r": float(r.mean()) if r.size else math.nan,
+        "profit_factor": float(gain / loss) if loss > 0 else (math.inf if gain > 0 else math.nan),
+    }
+
+
+def summarize(
+    trades: pd.DataFrame,
+    grid: pd.DatetimeIndex,
+    closes: dict[str, pd.Series],
+    span: tuple[pd.Timestamp, pd.Timestamp],
+    equity0: float,
+    timeframe: str,
+) -> tuple[dict[str, float], pd.DataFrame]:
+    """The metrics of `trades` over the grid bars in [span start, span end), and the equity series there.
+
+    The span is widened to the last exit of a trade opened in it, so every trade's PnL is counted."""
+    pnl, held = equity_pnl(trades, grid, closes)
+    lo = int(np.searchsorted(grid.asi8, span[0].value))
+    hi = int(np.searchsorted(grid.asi8, span[1].value))
+    done = filled(trades)
+    if len(done):
+        last_exit = bar_positions(grid, done["exit_time"] - pd.Timedelta(1, "ns")).max()
+        hi = max(hi, int(last_exit) + 1)
+    pnl, held = pnl[lo:hi], held[lo:hi]
+    equity, returns = equity_curve(pnl, equity0)
+    out = trade_stats(trades)
+    out.update(
+        {
+            "total_return": float(equity[-1] / equity0 - 1.0) if equity.size else 0.0,
+            "sharpe": sharpe(returns, BARS_PER_YEAR[timeframe]),
+            "max_drawdown": max_drawdown(equity, equity0),
+            "exposure": float((held > 0).mean()) if held.size else 0.0,
+            "bars": int(pnl.size),
+        }
+    )
+    series = pd.DataFrame(
+        {"pnl": pnl, "equity": equity, "return": returns, "open_positions": held},
+        index=pd.DatetimeIndex(grid[lo:hi], name="bar_time") + delta(timeframe),
+    )
+    series.index.name = "bar_close"
+    return {k: out[k] for k in METRICS}, series
