@@ -27,8 +27,8 @@ from apex_rotation.defs.automation import DATA_JOB, SIGNALS_JOB, bar_close_run_r
 from apex_rotation.defs.build import build_definitions
 from apex_rotation.defs.instance import project_instance
 from apex_rotation.defs.partitions import BAR_CLOSE_TAG
-from apex_rotation.defs.runner import QUIET, StepTimer, contiguous_blocks, full_range_tags
 from apex_rotation.defs.resources import STEP_HANDLERS
+from apex_rotation.defs.runner import QUIET, StepTimer, contiguous_blocks, full_range_tags
 from apex_rotation.ingest.synthetic import SyntheticSource
 
 TOOK = re.compile(r"took=([\d.]+)s \(steps computing ([\d.]+)s of ([\d.]+)s in Dagster\)")
