@@ -22,6 +22,7 @@ from apex_rotation.defs.partitions import BAR_CLOSE_TAG
 from apex_rotation.defs.runner import QUIET, contiguous_blocks, full_range_tags, run_pipeline
 from apex_rotation.ingest.synthetic import SyntheticSource
 from apex_rotation.store.parquet import ParquetStore
+from apex_rotation.timeframes import TIMEFRAMES
 
 SYMBOLS = ["BTC", "ETH", "SOL"]
 SIGNAL_ASSETS = ["rotation_candidates", "confirmations", "scanner_quality", "scores", "alerts", "sim_trades"]
@@ -38,20 +39,37 @@ def day_config(tmp_path_factory) -> str:
     return str(path)
 
 
+def _cron_fires(cron: str, when: pd.Timestamp) -> bool:
+    """Minute and hour fields of the three crons (lists, ranges, `*`)."""
+    minute, hour = cron.split()[:2]
+
+    def match(field: str, value: int) -> bool:
+        if field == "*":
+            return True
+        for part in field.split(","):
+            low, _, high = part.partition("-")
+            if int(low) <= value <= int(high or low):
+                return True
+        return False
+
+    return match(minute, when.minute) and match(hour, when.hour)
+
+
 class Daemons:
     """The scheduler and the automation sensor, as their daemons would drive them, over one instance."""
 
     def __init__(self, defs: dg.Definitions, instance: dg.DagsterInstance):
         self.defs, self.instance, self.cursor = defs, instance, None
         self.schedules = {s.name: s for s in defs.schedules}
-        self.data_runs: Counter[str] = Counter()
+        self.data_runs: Counter[str] = Counter()  # data runs that covered each timeframe
+        self.runs = 0
         self.signal_runs: Counter[str] = Counter()
 
-    def tick(self, timeframe: str, when: pd.Timestamp) -> int:
+    def tick(self, when: pd.Timestamp) -> int:
         """Evaluate one schedule tick; launch its request unless its run key already ran. Returns runs launched."""
         context = dg.build_schedule_context(instance=self.instance, scheduled_execution_time=when)
         launched = 0
-        for request in self.schedules[schedule_name(timeframe)].evaluate_tick(context).run_requests:
+        for request in self.schedules[schedule_name(_due(when))].evaluate_tick(context).run_requests:
             if self.instance.get_runs(dg.RunsFilter(tags={"dagster/run_key": request.run_key})):
                 continue  # the daemon's rule: a run key launches once
             result = self.defs.resolve_job_def(DATA_JOB).execute_in_process(
@@ -61,7 +79,8 @@ class Daemons:
                 raise_on_error=False,
             )
             assert result.success, request.run_key
-            self.data_runs[timeframe] += 1
+            self.data_runs.update(request.tags["apex/timeframes"].split(","))
+            self.runs += 1
             launched += 1
         return launched
 
@@ -93,19 +112,20 @@ class Daemons:
         return requested
 
 
-def _due(when: pd.Timestamp) -> list[str]:
-    """The schedules whose cron fires at `when` (minute 2 of the hour)."""
-    due = ["1h"]
-    if when.hour % 4 == 0:
-        due.append("4h")
-    if when.hour == 0:
-        due.append("1d")
-    return due
+def _due(when: pd.Timestamp) -> str:
+    """The one schedule whose cron fires at `when` (minute 2 of the hour): the longest timeframe closing."""
+    return "1d" if when.hour == 0 else "4h" if when.hour % 4 == 0 else "1h"
+
+
+def _closed(when: pd.Timestamp) -> set[str]:
+    return set(TIMEFRAMES[: TIMEFRAMES.index(_due(when)) + 1])
 
 
 def test_a_simulated_day_of_bar_closes(day_config, tmp_path):
     cfg = load_config(day_config)
-    assert CRONS == {"1h": "2 * * * *", "4h": "2 */4 * * *", "1d": "2 0 * * *"}
+    for when in pd.date_range("2026-03-05 00:02", periods=24, freq="h", tz="UTC"):  # one cron per hour
+        due = [tf for tf, cron in CRONS.items() if _cron_fires(cron, when)]
+        assert due == [_due(when)], when
     end = SyntheticSource(cfg).history_window()[1]  # the last 1h bar the market has
     day_end = end.floor("1D")
     day_start = day_end - pd.Timedelta(days=1)
@@ -135,18 +155,18 @@ def test_a_simulated_day_of_bar_closes(day_config, tmp_path):
         if hour == max(down) + 1:  # restart at 12:02: the missed ticks are evaluated first, once each
             for missed in sorted(down):
                 missed_at = day_start + pd.Timedelta(hours=missed, minutes=2)
-                assert sum(daemons.tick(tf, missed_at) for tf in _due(missed_at)) == len(_due(missed_at))
-        for tf in _due(when):
-            assert daemons.tick(tf, when) == 1
+                assert daemons.tick(missed_at) == 1
+        assert daemons.tick(when) == 1
         if hour == 8:  # the same tick evaluated twice (a daemon restart mid-tick): nothing more
-            assert sum(daemons.tick(tf, when) for tf in _due(when)) == 0
+            assert daemons.tick(when) == 0
         requested = daemons.automate()
-        assert requested == set(_due(when)) | ({"1h"} if hour == max(down) + 1 else set())
+        assert requested == _closed(when)
         if hour == 8:  # the automation tick evaluated twice: nothing more
             assert daemons.automate() == set()
     # a second restart re-evaluating a caught-up tick launches nothing
-    assert daemons.tick("1h", day_start + pd.Timedelta(hours=10, minutes=2)) == 0
+    assert daemons.tick(day_start + pd.Timedelta(hours=10, minutes=2)) == 0
 
+    assert daemons.runs == 24  # one data run per hour, covering the timeframes that closed
     assert daemons.data_runs == {"1h": 24, "4h": 6, "1d": 1}
     # the signal work runs once per automation tick that saw fresh features: at the 12:02 restart the two
     # caught-up 1h runs and the 12:02 one precede one automation tick, so 1h signals ran 22 times

@@ -133,15 +133,15 @@ def test_bad_bars_are_never_written_as_audited_bars(small_config_path, tmp_path,
     assert not any(ParquetStore(tmp_path).partitions("audited_bars"))
 
 
-def test_one_schedule_per_timeframe_requests_every_symbol_at_its_bar_close():
+def test_one_data_run_per_bar_close_for_every_symbol_and_the_timeframes_that_closed():
     from apex_rotation.definitions import defs as load_defs
 
     defs = load_defs()
     schedules = {s.name: s for s in defs.schedules}
     crons = {name: (s.cron_schedule, s.execution_timezone) for name, s in schedules.items()}
     assert crons == {
-        "data_at_1h_close": ("2 * * * *", "UTC"),
-        "data_at_4h_close": ("2 */4 * * *", "UTC"),
+        "data_at_1h_close": ("2 1-3,5-7,9-11,13-15,17-19,21-23 * * *", "UTC"),
+        "data_at_4h_close": ("2 4,8,12,16,20 * * *", "UTC"),
         "data_at_1d_close": ("2 0 * * *", "UTC"),
     }
 
@@ -152,21 +152,22 @@ def test_one_schedule_per_timeframe_requests_every_symbol_at_its_bar_close():
     at_0702 = request_at("data_at_1h_close", "2026-03-05 07:02")
     at_0802 = request_at("data_at_4h_close", "2026-03-05 08:02")
     at_0002 = request_at("data_at_1d_close", "2026-03-06 00:02")
-    assert at_0702.run_key == "1h|2026-03-05T07:00:00+00:00"
-    assert at_0802.run_key == "4h|2026-03-05T08:00:00+00:00"
-    assert at_0002.run_key == "1d|2026-03-06T00:00:00+00:00"
+    assert at_0702.run_key == "bar_close|2026-03-05T07:00:00+00:00"
+    assert at_0802.run_key == "bar_close|2026-03-05T08:00:00+00:00"
+    assert at_0002.run_key == "bar_close|2026-03-06T00:00:00+00:00"
     ranges = [
         (r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"])
         for r in (at_0702, at_0802, at_0002)
     ]
-    assert ranges == [("BTC|1h", "TIA|1h"), ("BTC|4h", "TIA|4h"), ("BTC|1d", "TIA|1d")]
+    assert ranges == [("BTC|1h", "TIA|1h"), ("BTC|1h", "TIA|4h"), ("BTC|1h", "TIA|1d")]
+    assert at_0802.tags["apex/timeframes"] == "1h,4h"
     assert at_0802.tags["apex/bar_close"] == "2026-03-05T08:00:00+00:00"
-    # the range really selects every symbol at 4h and nothing else
+    # the box range really selects every symbol × {1h, 4h} and nothing else
     job_def = defs.resolve_job_def(DATA_JOB)
-    keys = job_def.partitions_def.get_partition_keys_in_range(dg.PartitionKeyRange("BTC|4h", "TIA|4h"))
-    assert len(keys) == 17 and {str(k).split("|")[1] for k in keys} == {"4h"}
+    keys = job_def.partitions_def.get_partition_keys_in_range(dg.PartitionKeyRange("BTC|1h", "TIA|4h"))
+    assert len(keys) == 17 * 2 and {str(k).split("|")[1] for k in keys} == {"1h", "4h"}
     # the same tick evaluated later asks for the same run key, so Dagster launches it once
-    late = bar_close_run_request(load_config(), "4h", pd.Timestamp("2026-03-05 08:03", tz="UTC"))
+    late = bar_close_run_request(load_config(), pd.Timestamp("2026-03-05 08:03", tz="UTC"))
     assert late.run_key == at_0802.run_key
 
 

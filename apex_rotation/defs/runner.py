@@ -86,9 +86,9 @@ class StepTimer(logging.Handler):
             if counts["computed"] is not None:
                 self._detail[step] = f"{counts['computed']} computed, {counts['unchanged']} unchanged"
         elif kind in (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE):
-            start = self._start.get(step, now)
+            start = self._start.pop(step, now)
             timing = StepTime(
-                step, now - start, self._returned.get(step, now) - start, self._detail.get(step, "")
+                step, now - start, self._returned.pop(step, now) - start, self._detail.pop(step, "")
             )
             if kind == dg.DagsterEventType.STEP_FAILURE:
                 timing.detail = "FAILED"
