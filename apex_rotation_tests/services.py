@@ -101,9 +101,14 @@ def dagster_dev(home: Path, env: dict[str, str], deadline_s: float = 240) -> Ite
         assert loaded, "the code location apex_rotation did not load"
         yield port
     finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
+        stop_group(proc)
+
+
+def stop_group(proc: subprocess.Popen, grace_s: float = 30) -> None:
+    """Stop a server started with `start_new_session=True`: SIGINT to its group, SIGKILL after `grace_s`."""
+    os.killpg(proc.pid, signal.SIGINT)
+    try:
+        proc.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(5)

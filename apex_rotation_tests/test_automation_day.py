@@ -188,6 +188,20 @@ def test_a_simulated_day_of_bar_closes(day_config, tmp_path):
     _assert_same_tables(ParquetStore(store_root), ParquetStore(fresh))
 
 
+def _full_run(defs: dg.Definitions, instance: dg.DagsterInstance, close: pd.Timestamp) -> None:
+    """Every partition, data then signals, as of `close`."""
+    for job, tags in [
+        (DATA_JOB, full_range_tags(f"{SYMBOLS[0]}|1h", f"{SYMBOLS[-1]}|1d")),
+        (SIGNALS_JOB, full_range_tags("1h", "1d")),
+    ]:
+        tags = {**tags, BAR_CLOSE_TAG: close.isoformat()}
+        assert (
+            defs.resolve_job_def(job)
+            .execute_in_process(instance=instance, tags=tags, run_config=QUIET)
+            .success
+        )
+
+
 def _assert_same_tables(a: ParquetStore, b: ParquetStore) -> None:
     for table in COMPARED:
         assert sorted(a.partitions(table)) == sorted(b.partitions(table)), table

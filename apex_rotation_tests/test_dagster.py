@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from apex_rotation.defs.build import build_definitions
 from apex_rotation.defs.runner import QUIET, full_range_tags
 from apex_rotation.ingest.synthetic import SyntheticSource
 from apex_rotation.store.parquet import ParquetStore
+from apex_rotation_tests.services import stop_group
 
 PROJECT = Path(__file__).resolve().parent.parent
 SYMBOLS = ["BTC", "ETH", "SOL", "APT"]
@@ -230,12 +230,7 @@ def test_web_ui_loads_the_code_location(tmp_path):
                 continue
         assert assets == ALL_ASSETS
     finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
+        stop_group(proc)
 
 
 CONCURRENT_RUN = """
