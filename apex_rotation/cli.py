@@ -63,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     _source(run)
     _selection(run)
     run.add_argument("--latest", type=int, default=5, help="candidates to show per timeframe (default 5)")
+    run.add_argument("-q", "--quiet", action="store_true", help="no progress lines (one per asset step)")
     refresh = sub.add_parser("refresh", help="fill the store from a source, resample, audit")
     _store_and_config(refresh)
     _source(refresh)
@@ -254,23 +255,30 @@ def cmd_run(args: argparse.Namespace) -> int:
     if absent_apex:
         raise ConfigError(f"--symbols must include the apex assets {absent_apex}: every stage needs them")
 
-    from apex_rotation.defs.runner import run_pipeline  # Dagster is imported only for this command
+    from apex_rotation.defs.instance import instance_home
+    from apex_rotation.defs.runner import print_step, run_pipeline  # Dagster only for this command
     from apex_rotation.summary import run_summary
 
     started = time.perf_counter()
+    if not args.quiet:
+        print(f"apex run: store {store.root}, Dagster instance {instance_home(store.root)}", file=sys.stderr)
     result = run_pipeline(
         _basket_subset(cfg, check.symbols),
         store_root=str(store.root),
         source=args.source,
         data_dir=args.data_dir,
         timeframes=timeframes,
+        progress=None if args.quiet else print_step,
     )
     if not result.success:
         print(
             "WARNING: the pipeline failed; what follows may be stale (see the errors above)", file=sys.stderr
         )
     print(run_summary(store, latest=args.latest, timeframes=timeframes, apex_asset=cfg.basket.apex_assets[0]))
-    print(f"\nruns={','.join(result.run_ids)} took={time.perf_counter() - started:.1f}s")
+    print(
+        f"\nruns={','.join(result.run_ids)} took={time.perf_counter() - started:.1f}s "
+        f"(steps computing {result.compute_seconds:.1f}s of {result.seconds:.1f}s in Dagster)"
+    )
     if result.warnings:
         print(f"warnings (checks of WARN severity): {', '.join(result.warnings)}", file=sys.stderr)
     if result.failed_checks:

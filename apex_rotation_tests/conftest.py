@@ -19,3 +19,11 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture(scope="session")
 def default_config() -> AppConfig:
     return load_config()
+
+
+@pytest.fixture(autouse=True)
+def temporary_dagster_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test records its Dagster runs in a temporary instance, never the project's `.dagster_home`."""
+    home = tmp_path_factory.mktemp("dagster_home")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    return home

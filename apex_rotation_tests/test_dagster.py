@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -18,11 +17,12 @@ import pytest
 import yaml
 
 from apex_rotation.config import DEFAULT_CONFIG_PATH, load_config
-from apex_rotation.defs.automation import DATA_JOB, SIGNALS_JOB, bar_close_run_request, signals_request
+from apex_rotation.defs.automation import DATA_JOB, SIGNALS_JOB, bar_close_run_request
 from apex_rotation.defs.build import build_definitions
 from apex_rotation.defs.runner import QUIET, full_range_tags
 from apex_rotation.ingest.synthetic import SyntheticSource
 from apex_rotation.store.parquet import ParquetStore
+from apex_rotation_tests.services import stop_group
 
 PROJECT = Path(__file__).resolve().parent.parent
 SYMBOLS = ["BTC", "ETH", "SOL", "APT"]
@@ -69,8 +69,8 @@ def test_definitions_load_with_the_whole_graph():
     assert keys == ALL_ASSETS
     features = graph.get(dg.AssetKey("features"))
     assert len(features.partitions_def.get_partition_keys()) == 17 * 3
-    assert {s.name for s in defs.schedules} == {"refresh_at_bar_close"}
-    assert {s.name for s in defs.sensors} == {"signals_after_bar_close"}
+    assert {s.name for s in defs.schedules} == {"data_at_1h_close", "data_at_4h_close", "data_at_1d_close"}
+    assert {s.name for s in defs.sensors} == {"signals_when_fresh"}
     # features[SOL|4h] depends on audited_bars of SOL, BTC and ETH at 4h
     upstream = graph.get_parents_partitions(
         dg.AssetKey("features"), dg.MultiPartitionKey({"symbol": "SOL", "timeframe": "4h"})
@@ -134,54 +134,52 @@ def test_bad_bars_are_never_written_as_audited_bars(small_config_path, tmp_path,
     assert not any(ParquetStore(tmp_path).partitions("audited_bars"))
 
 
-def test_one_schedule_requests_every_symbol_and_the_timeframes_that_closed():
+def test_one_data_run_per_bar_close_for_every_symbol_and_the_timeframes_that_closed():
     from apex_rotation.definitions import defs as load_defs
 
     defs = load_defs()
-    (schedule,) = defs.schedules
-    assert schedule.cron_schedule == "2 * * * *" and schedule.execution_timezone == "UTC"
+    schedules = {s.name: s for s in defs.schedules}
+    crons = {name: (s.cron_schedule, s.execution_timezone) for name, s in schedules.items()}
+    assert crons == {
+        "data_at_1h_close": ("2 1-3,5-7,9-11,13-15,17-19,21-23 * * *", "UTC"),
+        "data_at_4h_close": ("2 4,8,12,16,20 * * *", "UTC"),
+        "data_at_1d_close": ("2 0 * * *", "UTC"),
+    }
 
-    def request_at(when: str) -> dg.RunRequest:
+    def request_at(name: str, when: str) -> dg.RunRequest:
         context = dg.build_schedule_context(scheduled_execution_time=pd.Timestamp(when, tz="UTC"))
-        return next(iter(schedule.evaluate_tick(context).run_requests))
+        return next(iter(schedules[name].evaluate_tick(context).run_requests))
 
-    at_0702, at_0802, at_0002 = (
-        request_at("2026-03-05 07:02"),
-        request_at("2026-03-05 08:02"),
-        request_at("2026-03-06 00:02"),
-    )
+    at_0702 = request_at("data_at_1h_close", "2026-03-05 07:02")
+    at_0802 = request_at("data_at_4h_close", "2026-03-05 08:02")
+    at_0002 = request_at("data_at_1d_close", "2026-03-06 00:02")
     assert at_0702.run_key == "bar_close|2026-03-05T07:00:00+00:00"
-    assert (
-        at_0702.tags["dagster/asset_partition_range_start"],
-        at_0702.tags["dagster/asset_partition_range_end"],
-    ) == ("BTC|1h", "TIA|1h")
-    assert (
-        at_0802.tags["dagster/asset_partition_range_end"] == "TIA|4h"
-        and at_0802.tags["apex/timeframes"] == "1h,4h"
-    )
-    assert at_0002.tags["dagster/asset_partition_range_end"] == "TIA|1d"
+    assert at_0802.run_key == "bar_close|2026-03-05T08:00:00+00:00"
+    assert at_0002.run_key == "bar_close|2026-03-06T00:00:00+00:00"
+    ranges = [
+        (r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"])
+        for r in (at_0702, at_0802, at_0002)
+    ]
+    assert ranges == [("BTC|1h", "TIA|1h"), ("BTC|1h", "TIA|4h"), ("BTC|1h", "TIA|1d")]
+    assert at_0802.tags["apex/timeframes"] == "1h,4h"
+    assert at_0802.tags["apex/bar_close"] == "2026-03-05T08:00:00+00:00"
     # the box range really selects every symbol × {1h, 4h} and nothing else
     job_def = defs.resolve_job_def(DATA_JOB)
     keys = job_def.partitions_def.get_partition_keys_in_range(dg.PartitionKeyRange("BTC|1h", "TIA|4h"))
     assert len(keys) == 17 * 2 and {str(k).split("|")[1] for k in keys} == {"1h", "4h"}
-    # the same tick evaluated twice asks for the same run key, so Dagster launches it once
-    assert (
-        bar_close_run_request(load_config(), pd.Timestamp("2026-03-05 08:03", tz="UTC")).run_key
-        == at_0802.run_key
-    )
+    # the same tick evaluated later asks for the same run key, so Dagster launches it once
+    late = bar_close_run_request(load_config(), pd.Timestamp("2026-03-05 08:03", tz="UTC"))
+    assert late.run_key == at_0802.run_key
 
 
-def test_signals_follow_a_bar_close_run():
-    request = signals_request(
-        {"apex/timeframes": "1h,4h", "apex/bar_close": "2026-03-05T08:00:00+00:00"}, "r1"
-    )
-    assert isinstance(request, dg.RunRequest)
-    assert request.run_key == "signals|2026-03-05T08:00:00+00:00"
-    assert (
-        request.tags["dagster/asset_partition_range_start"],
-        request.tags["dagster/asset_partition_range_end"],
-    ) == ("1h", "4h")
-    assert isinstance(signals_request({}, "r2"), dg.SkipReason)
+def test_signal_assets_run_when_their_inputs_are_fresh():
+    from apex_rotation.definitions import defs as load_defs
+
+    graph = load_defs().resolve_asset_graph()
+    for key in ALL_ASSETS - {"bars", "audited_bars", "features", "td_state"}:
+        condition = graph.get(dg.AssetKey(key)).automation_condition
+        assert condition is not None and condition.get_label() == "eager", key
+    assert graph.get(dg.AssetKey("bars")).automation_condition is None  # the schedules drive the data
 
 
 def _free_port() -> int:
@@ -233,12 +231,7 @@ def test_web_ui_loads_the_code_location(tmp_path):
                 continue
         assert assets == ALL_ASSETS
     finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
+        stop_group(proc)
 
 
 CONCURRENT_RUN = """

@@ -4,20 +4,37 @@ import dagster as dg
 
 from apex_rotation.config import AppConfig
 from apex_rotation.defs.declare import check_spec, partitioned_asset, problems_check
+from apex_rotation.defs.incremental import timeframe_step
+from apex_rotation.defs.metadata import basket_metadata, latest_tables
 from apex_rotation.defs.partitions import timeframe_partitions
 from apex_rotation.defs.resources import StoreResource
 from apex_rotation.exec.alerts.delivery import Delivery
 from apex_rotation.exec.alerts.stage import alert_problems, run_alerts
 from apex_rotation.log import redact_obj
+from apex_rotation.store.tables import ALERTS, CONFIRMATIONS, ROTATION_CANDIDATES, SCORES
 
 GROUP = "exec"
 SCORES_KEY = dg.AssetKey("scores")
+ALERT_COLUMNS = [
+    "bar_time",
+    "symbol",
+    "archetype",
+    "direction",
+    "score",
+    "status",
+    "entry",
+    "stop",
+    "target",
+    "rr",
+    "chart",
+]
 
 
 def build_alert_assets(cfg: AppConfig) -> list[dg.AssetsDefinition]:
     @partitioned_asset(
         partitions_def=timeframe_partitions(),
         group=GROUP,
+        automation_condition=dg.AutomationCondition.eager(),
         deps=[SCORES_KEY],
         checks=[
             check_spec("alerts", "charts", "Every recorded chart exists; every delivered alert has one."),
@@ -34,25 +51,45 @@ def build_alert_assets(cfg: AppConfig) -> list[dg.AssetsDefinition]:
         "through the outbox (docs/alerts.md). Fails when `scores` is absent.",
     )
     def alerts(context: dg.AssetExecutionContext, store: StoreResource) -> dg.MaterializeResult:
-        metadata, chart_problems, failed = {}, {}, {}
-        with Delivery(cfg, store.store.root) as delivery:
-            for tf in context.partition_keys:
-                result = run_alerts(cfg, store.store, tf, delivery=delivery)
-                metadata[tf] = result.summary()
-                if found := alert_problems(store.store, tf, cfg.alerts.deliver_within_bars):
-                    chart_problems[tf] = found
+        st, failed, tfs = store.store, {}, context.partition_keys
+        within = cfg.alerts.deliver_within_bars
+        with Delivery(cfg, st.root) as delivery:
+
+            def alert(tf: str):
+                result = run_alerts(cfg, st, tf, delivery=delivery)
                 rows = [r for r in delivery.outbox.rows() if r.timeframe == tf and r.state == "failed"]
                 if rows:
                     failed[tf] = [f"{r.alert_id}/{r.channel}: {r.last_error}" for r in rows[:20]]
+                return result.summary(), alert_problems(st, tf, within)
+
+            def settled(tf: str) -> bool:
+                """Skip only when every alert was delivered and charted: a failed or pending row is retried."""
+                undelivered = [r for r in delivery.outbox.rows() if r.timeframe == tf and r.state != "sent"]
+                return not undelivered and not alert_problems(st, tf, within)
+
+            report = timeframe_step(
+                st,
+                cfg,
+                "alerts",
+                tfs,
+                reads=(ROTATION_CANDIDATES.name, CONFIRMATIONS.name, SCORES.name),
+                writes=(ALERTS.name,),
+                compute=alert,
+                may_skip=settled,
+            )
             counts = delivery.outbox.counts()
+        report.say(context.log, "alerts")
         return dg.MaterializeResult(
             metadata={
-                "by_timeframe": dg.MetadataValue.json(redact_obj(metadata)),
+                "by_timeframe": dg.MetadataValue.json(redact_obj(report.summaries)),
+                **report.metadata(),
                 "outbox": dg.MetadataValue.json(counts),
                 "channels": dg.MetadataValue.json(delivery.channel_names),
+                **basket_metadata(st, ALERTS, tfs),
+                **latest_tables(st, ALERTS, tfs, ALERT_COLUMNS),
             },
             check_results=[
-                problems_check("alerts_charts", chart_problems),
+                problems_check("alerts_charts", report.problems),
                 problems_check("alerts_outbox", failed, severity=dg.AssetCheckSeverity.WARN),
             ],
         )

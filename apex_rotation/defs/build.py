@@ -1,4 +1,5 @@
-"""Builds the whole Dagster `Definitions` from one config: assets, checks, jobs, schedule, sensor, resources.
+"""Builds the whole Dagster `Definitions` from one config: assets, checks, jobs, schedules, the automation
+sensor, resources.
 
 `definitions.py` calls this lazily (Dagster's `@dg.definitions`); `apex run` and the tests call it with their
 own config and store, so nothing is built at import time and the partitions always match the config used.
@@ -11,11 +12,17 @@ import dagster as dg
 from apex_rotation import log as logsetup
 from apex_rotation.config import AppConfig
 from apex_rotation.defs.alert_assets import build_alert_assets
-from apex_rotation.defs.automation import build_jobs, build_schedules, build_sensors
+from apex_rotation.defs.automation import build_automation_sensor, build_jobs, build_schedules
 from apex_rotation.defs.feature_assets import build_feature_assets
 from apex_rotation.defs.market_data_assets import build_market_data_assets
 from apex_rotation.defs.research_assets import build_backtest_report, build_research_assets
-from apex_rotation.defs.resources import SourceResource, StoreResource, duckdb_resource, redacting_console
+from apex_rotation.defs.resources import (
+    SourceResource,
+    StoreResource,
+    duckdb_resource,
+    redacting_console,
+    step_events,
+)
 from apex_rotation.defs.score_assets import build_score_assets
 from apex_rotation.defs.signal_assets import build_signal_assets
 from apex_rotation.defs.sim_assets import build_sim_assets
@@ -44,12 +51,12 @@ def build_definitions(
         assets=[bars, audited_bars, features, td_state, *signal_assets, backtest_report],
         jobs=[data_job, signals_job],
         schedules=build_schedules(cfg, data_job),
-        sensors=build_sensors(data_job, signals_job),
+        sensors=[build_automation_sensor(signal_assets)],
         resources={
             "store": StoreResource(root=str(store_root or cfg.data_root())),
             "source": SourceResource(name=source, data_dir=data_dir),
             "duckdb": duckdb_resource(),
         },
         executor=dg.in_process_executor,
-        loggers={"console": redacting_console},
+        loggers={"console": redacting_console, "step_events": step_events},
     )

@@ -1,8 +1,10 @@
 """One way to declare a partitioned asset and its checks, so every asset reads the same in code and in the UI.
 
 Every asset here writes through the Parquet store and returns no value (Dagster's IO manager never pickles
-a frame), runs all asked partitions in one step (single-run backfill policy), and reports its checks as
-"passed when nothing was found, the findings as metadata".
+a frame), runs all asked partitions in one step (single-run backfill policy), reports its checks as
+"passed when nothing was found, the findings as metadata", and takes a slot of the `apex_store` pool while
+it runs: with the instance's `concurrency.pools.default_limit: 1` (dagster.yaml) no two runs ever write the
+store at once, whoever launched them (`apex run`, a schedule, the automation sensor, a backfill).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import dagster as dg
 
 from apex_rotation.log import redact_obj
 
+POOL = "apex_store"
+
 
 def partitioned_asset(
     *,
@@ -20,9 +24,10 @@ def partitioned_asset(
     group: str,
     description: str,
     checks: Sequence[dg.AssetCheckSpec] = (),
-    deps: Sequence[dg.AssetDep | dg.AssetsDefinition] = (),
+    deps: Sequence[dg.AssetDep | dg.AssetsDefinition | dg.AssetKey] = (),
+    automation_condition: dg.AutomationCondition | None = None,
 ):
-    """`@dg.asset` for a store-backed asset: all asked partitions in one run, kind parquet."""
+    """`@dg.asset` for a store-backed asset: all asked partitions in one run, kind parquet, pool `apex_store`."""
     return dg.asset(
         partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run(),
@@ -31,6 +36,8 @@ def partitioned_asset(
         deps=list(deps),
         check_specs=list(checks),
         description=description,
+        pool=POOL,
+        automation_condition=automation_condition,
     )
 
 

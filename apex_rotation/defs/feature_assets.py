@@ -9,10 +9,13 @@ import dagster as dg
 
 from apex_rotation.config import AppConfig
 from apex_rotation.defs.declare import check_spec, partitioned_asset, problems_check
+from apex_rotation.defs.incremental import Fingerprints, SymbolStep
+from apex_rotation.defs.metadata import table_metadata
 from apex_rotation.defs.partitions import SYMBOL_DIM, TIMEFRAME_DIM, split_keys, symbol_timeframe_partitions
 from apex_rotation.defs.resources import StoreResource
 from apex_rotation.features.build import BENCHMARKS
 from apex_rotation.features.compute import compute_features, compute_td_state
+from apex_rotation.store.tables import AUDITED_BARS, FEATURES, FUNDING, OPEN_INTEREST, TD_STATE
 
 GROUP = "features"
 
@@ -53,13 +56,27 @@ def build_feature_assets(cfg: AppConfig, audited_bars: dg.AssetsDefinition) -> l
         "funding, OI change, and rolling corr/beta vs BTC and ETH over 14 and 30 days.",
     )
     def features(context: dg.AssetExecutionContext, store: StoreResource) -> dg.MaterializeResult:
+        st = store.store
         pairs = split_keys(partitions, context.partition_keys)
+        bench = [b for b in BENCHMARKS if b in cfg.basket.names]
+        step = SymbolStep(
+            Fingerprints(st, "features", cfg),
+            inputs=lambda s, tf: [
+                *(st.path(AUDITED_BARS, tf, x) for x in {s, *bench}),
+                st.path(FUNDING, None, s),
+                st.path(OPEN_INTEREST, None, s),
+            ],
+            output=lambda s, tf: st.path(FEATURES, tf, s),
+        )
+        stale, report = step.split(pairs)
         problems = {}
-        for tf in sorted({tf for _, tf in pairs}):
-            found = compute_features(cfg, store.store, tf, [s for s, t in pairs if t == tf])
+        for tf in sorted({tf for _, tf in stale}):
+            found = compute_features(cfg, st, tf, [s for s, t in stale if t == tf])
             problems.update({f"{s}|{tf}": p for s, p in found.items()})
+        step.record(stale, problems)
+        report.say(context.log, "features")
         return dg.MaterializeResult(
-            metadata={"partitions": len(pairs)},
+            metadata={"partitions": len(pairs), **report.metadata(), **table_metadata(st, FEATURES, pairs)},
             check_results=[problems_check("features_invariants", problems)],
         )
 
@@ -78,14 +95,22 @@ def build_feature_assets(cfg: AppConfig, audited_bars: dg.AssetsDefinition) -> l
         description="TD Sequential state per bar (../shared/specs/td_sequential.md; profile from config).",
     )
     def td_state(context: dg.AssetExecutionContext, store: StoreResource) -> dg.MaterializeResult:
+        st = store.store
         pairs = split_keys(partitions, context.partition_keys)
+        step = SymbolStep(
+            Fingerprints(st, "td_state", cfg),
+            inputs=lambda s, tf: [st.path(AUDITED_BARS, tf, s)],
+            output=lambda s, tf: st.path(TD_STATE, tf, s),
+        )
+        stale, report = step.split(pairs)
         problems = {}
-        for symbol, tf in pairs:
-            found = compute_td_state(cfg, store.store, tf, symbol)
-            if found:
+        for symbol, tf in stale:
+            if found := compute_td_state(cfg, st, tf, symbol):
                 problems[f"{symbol}|{tf}"] = found
+        step.record(stale, problems)
+        report.say(context.log, "td_state")
         return dg.MaterializeResult(
-            metadata={"partitions": len(pairs)},
+            metadata={"partitions": len(pairs), **report.metadata(), **table_metadata(st, TD_STATE, pairs)},
             check_results=[problems_check("td_state_invariants", problems)],
         )
 

@@ -7,6 +7,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 import dagster as dg
+import pandas as pd
 
 from apex_rotation.config import AppConfig
 from apex_rotation.timeframes import TIMEFRAMES
@@ -48,3 +49,14 @@ def group_by_symbol(pairs: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
     for symbol, timeframe in pairs:
         grouped[symbol].add(timeframe)
     return {s: [tf for tf in TIMEFRAMES if tf in tfs] for s, tfs in grouped.items()}
+
+
+# A bar-close run carries its bar close (UTC, ISO): its `bars` step sees the market as of that close.
+BAR_CLOSE_TAG = "apex/bar_close"
+TIMEFRAMES_TAG = "apex/timeframes"
+
+
+def bar_close_of(context: dg.AssetExecutionContext) -> pd.Timestamp | None:
+    """The run's bar close (the schedules' tag), or None for a run without one (`apex run`, a backfill)."""
+    value = context.run.tags.get(BAR_CLOSE_TAG)
+    return pd.Timestamp(value) if value else None

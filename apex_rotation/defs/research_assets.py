@@ -5,10 +5,12 @@ import dagster as dg
 
 from apex_rotation.config import AppConfig
 from apex_rotation.defs.declare import check_spec, partitioned_asset, problems_check
+from apex_rotation.defs.incremental import timeframe_step
 from apex_rotation.defs.partitions import timeframe_partitions
 from apex_rotation.defs.resources import StoreResource
 from apex_rotation.research import backtest
 from apex_rotation.research import scanner_quality as quality
+from apex_rotation.store.tables import ROTATION_CANDIDATES, SCANNER_QUALITY
 
 GROUP = "research"
 
@@ -32,6 +34,7 @@ def build_research_assets(
     @partitioned_asset(
         partitions_def=timeframe_partitions(),
         group=GROUP,
+        automation_condition=dg.AutomationCondition.eager(),
         deps=[rotation_candidates],
         checks=[
             check_spec(
@@ -46,15 +49,23 @@ def build_research_assets(
         "signal.",
     )
     def scanner_quality(context: dg.AssetExecutionContext, store: StoreResource) -> dg.MaterializeResult:
-        rows, problems = {}, {}
-        for tf in context.partition_keys:
+        def measure(tf: str):
             row = quality.scanner_quality(cfg, store.store, tf).iloc[0].to_dict()
-            rows[tf] = row
-            if found := quality_problems(row):
-                problems[tf] = found
+            return row, quality_problems(row)
+
+        report = timeframe_step(
+            store.store,
+            cfg,
+            "scanner_quality",
+            context.partition_keys,
+            reads=(ROTATION_CANDIDATES.name,),
+            writes=(SCANNER_QUALITY.name,),
+            compute=measure,
+        )
+        report.say(context.log, "scanner_quality")
         return dg.MaterializeResult(
-            metadata={"by_timeframe": dg.MetadataValue.json(rows)},
-            check_results=[problems_check("scanner_quality_consistent", problems)],
+            metadata={"by_timeframe": dg.MetadataValue.json(report.summaries), **report.metadata()},
+            check_results=[problems_check("scanner_quality_consistent", report.problems)],
         )
 
     return [scanner_quality]

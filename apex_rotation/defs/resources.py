@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 
 import dagster as dg
+import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from apex_rotation import log as logsetup
@@ -34,9 +35,13 @@ class SourceResource(dg.ConfigurableResource):
     name: str | None = None
     data_dir: str | None = None
 
-    def refresher(self, cfg: AppConfig, store: ParquetStore) -> StoreRefresher:
+    def refresher(
+        self, cfg: AppConfig, store: ParquetStore, now: pd.Timestamp | None = None
+    ) -> StoreRefresher:
+        """`now`: the clock of the refresh (a bar-close run passes its bar close: it sees the market as of
+        that close, so a caught-up tick fetches what it would have fetched on time); None: the real clock."""
         source = make_source(cfg, self.name, data_dir=self.data_dir)
-        return StoreRefresher(cfg, store, source, perps_source=make_perps_source(cfg, source))
+        return StoreRefresher(cfg, store, source, perps_source=make_perps_source(cfg, source), now=now)
 
 
 @dg.logger(
@@ -57,3 +62,17 @@ def redacting_console(init_context: dg.InitLoggerContext) -> logging.Logger:
 def duckdb_resource() -> DuckDBResource:
     """In-memory DuckDB: queries read the Parquet files through views, so no process ever holds a file lock."""
     return DuckDBResource(database=":memory:")
+
+
+# Handlers `apex run` adds while its runs execute (defs/runner.py: per-step timing and progress); empty in
+# `dg dev` and the daemon, where the `step_events` logger then does nothing.
+STEP_HANDLERS: list[logging.Handler] = []
+
+
+@dg.logger(description="Passes the run's events to the handlers of `apex run` (step progress and timing).")
+def step_events(init_context: dg.InitLoggerContext) -> logging.Logger:
+    logger = logging.getLogger("apex_rotation.dagster_steps")
+    logger.handlers = list(STEP_HANDLERS)
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+    return logger

@@ -4,9 +4,12 @@ import dagster as dg
 
 from apex_rotation.config import AppConfig
 from apex_rotation.defs.declare import check_spec, partitioned_asset, problems_check
+from apex_rotation.defs.incremental import timeframe_step
+from apex_rotation.defs.metadata import basket_metadata
 from apex_rotation.defs.partitions import TIMEFRAME_DIM, timeframe_partitions
 from apex_rotation.defs.resources import StoreResource
 from apex_rotation.signals.scoring import score_problems, score_timeframe
+from apex_rotation.store.tables import CONFIRMATIONS, ROTATION_CANDIDATES, SCORES
 
 GROUP = "signals"
 
@@ -22,6 +25,7 @@ def build_score_assets(
     @partitioned_asset(
         partitions_def=timeframe_partitions(),
         group=GROUP,
+        automation_condition=dg.AutomationCondition.eager(),
         deps=[
             confirmations,
             dg.AssetDep(features, partition_mapping=across_symbols),
@@ -42,21 +46,34 @@ def build_score_assets(
         "td.ltf too (bars closed by each signal's close).",
     )
     def scores(context: dg.AssetExecutionContext, store: StoreResource) -> dg.MaterializeResult:
-        counts, problems = {}, {}
-        for tf in context.partition_keys:
+        def score(tf: str):
             frame = score_timeframe(cfg, store.store, tf)
             fired = frame[frame["fired"]]
-            counts[tf] = {
+            counts = {
                 "signals": len(frame),
                 "fired": len(fired),
                 **{f"fired_{k}": int(v) for k, v in fired["archetype"].value_counts().items()},
             }
-            found = score_problems(cfg, store.store, tf)
-            if found:
-                problems[tf] = found
+            return counts, score_problems(cfg, store.store, tf)
+
+        tfs = context.partition_keys
+        report = timeframe_step(
+            store.store,
+            cfg,
+            "scores",
+            tfs,
+            reads=(ROTATION_CANDIDATES.name, CONFIRMATIONS.name),
+            writes=(SCORES.name,),
+            compute=score,
+        )
+        report.say(context.log, "scores")
         return dg.MaterializeResult(
-            metadata={"by_timeframe": dg.MetadataValue.json(counts)},
-            check_results=[problems_check("scores_sound", problems)],
+            metadata={
+                "by_timeframe": dg.MetadataValue.json(report.summaries),
+                **report.metadata(),
+                **basket_metadata(store.store, SCORES, tfs),
+            },
+            check_results=[problems_check("scores_sound", report.problems)],
         )
 
     return [scores]

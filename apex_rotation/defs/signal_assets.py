@@ -4,12 +4,31 @@ import dagster as dg
 
 from apex_rotation.config import AppConfig
 from apex_rotation.defs.declare import check_spec, partitioned_asset, problems_check
+from apex_rotation.defs.incremental import timeframe_step
+from apex_rotation.defs.metadata import basket_metadata, latest_tables
 from apex_rotation.defs.partitions import TIMEFRAME_DIM, timeframe_partitions
 from apex_rotation.defs.resources import StoreResource
 from apex_rotation.signals.scanning import scan_timeframe
 from apex_rotation.signals.watching import confirm_history, confirmation_problems, latest_status
+from apex_rotation.store.tables import BASKET_PROFILE, CONFIRMATIONS, ROTATION_CANDIDATES
 
 GROUP = "signals"
+# The signal stages run when their inputs are fresh: after a bar-close data run updates a timeframe's
+# features, the automation sensor requests that timeframe's partition of every signal asset (one run).
+FRESH = dg.AutomationCondition.eager()
+CANDIDATE_COLUMNS = [
+    "bar_time",
+    "symbol",
+    "apex_asset",
+    "signal_strength",
+    "apex_move_pct",
+    "coin_move_pct",
+    "expected_catchup_pct",
+    "correlation",
+    "beta",
+    "status",
+]
+CONFIRMATION_COLUMNS = ["bar_time", "symbol", "eval_time", "bars_after", "status", "reasons"]
 
 
 def build_signal_assets(cfg: AppConfig, features: dg.AssetsDefinition) -> list[dg.AssetsDefinition]:
@@ -19,6 +38,7 @@ def build_signal_assets(cfg: AppConfig, features: dg.AssetsDefinition) -> list[d
     @partitioned_asset(
         partitions_def=partitions,
         group=GROUP,
+        automation_condition=FRESH,
         deps=[dg.AssetDep(features, partition_mapping=across_symbols)],
         checks=[
             check_spec(
@@ -31,20 +51,35 @@ def build_signal_assets(cfg: AppConfig, features: dg.AssetsDefinition) -> list[d
         "gates at the bar before. Also persists the basket's corr/beta profile.",
     )
     def rotation_candidates(context: dg.AssetExecutionContext, store: StoreResource) -> dg.MaterializeResult:
-        metadata, violations = {}, {}
-        for tf in context.partition_keys:
+        def scan(tf: str):
             result = scan_timeframe(cfg, store.store, tf)
-            metadata[tf] = result.summary()
-            if result.gate_violations:
-                violations[tf] = result.gate_violations
+            return result.summary(), result.gate_violations
+
+        tfs = context.partition_keys
+        report = timeframe_step(
+            store.store,
+            cfg,
+            "rotation_candidates",
+            tfs,
+            reads=(),
+            writes=(ROTATION_CANDIDATES.name, BASKET_PROFILE.name),
+            compute=scan,
+        )
+        report.say(context.log, "rotation_candidates")
         return dg.MaterializeResult(
-            metadata={"by_timeframe": dg.MetadataValue.json(metadata)},
-            check_results=[problems_check("rotation_candidates_gates", violations)],
+            metadata={
+                "by_timeframe": dg.MetadataValue.json(report.summaries),
+                **report.metadata(),
+                **basket_metadata(store.store, ROTATION_CANDIDATES, tfs),
+                **latest_tables(store.store, ROTATION_CANDIDATES, tfs, CANDIDATE_COLUMNS),
+            },
+            check_results=[problems_check("rotation_candidates_gates", report.problems)],
         )
 
     @partitioned_asset(
         partitions_def=partitions,
         group=GROUP,
+        automation_condition=FRESH,
         deps=[rotation_candidates, dg.AssetDep(features, partition_mapping=across_symbols)],
         checks=[
             check_spec(
@@ -59,20 +94,33 @@ def build_signal_assets(cfg: AppConfig, features: dg.AssetsDefinition) -> list[d
         "flip/hot) per bar; missing data is said, never passed.",
     )
     def confirmations(context: dg.AssetExecutionContext, store: StoreResource) -> dg.MaterializeResult:
-        counts, problems = {}, {}
-        for tf in context.partition_keys:
-            frame = confirm_history(cfg, store.store, tf)
-            final = latest_status(frame)
-            counts[tf] = {
+        def confirm(tf: str):
+            final = latest_status(confirm_history(cfg, store.store, tf))
+            counts = {
                 "candidates": len(final),
                 **({} if final.empty else final["status"].value_counts().to_dict()),
             }
-            found = confirmation_problems(cfg, store.store, tf)
-            if found:
-                problems[tf] = found
+            return counts, confirmation_problems(cfg, store.store, tf)
+
+        tfs = context.partition_keys
+        report = timeframe_step(
+            store.store,
+            cfg,
+            "confirmations",
+            tfs,
+            reads=(ROTATION_CANDIDATES.name,),
+            writes=(CONFIRMATIONS.name,),
+            compute=confirm,
+        )
+        report.say(context.log, "confirmations")
         return dg.MaterializeResult(
-            metadata={"by_timeframe": dg.MetadataValue.json(counts)},
-            check_results=[problems_check("confirmations_consistent", problems)],
+            metadata={
+                "by_timeframe": dg.MetadataValue.json(report.summaries),
+                **report.metadata(),
+                **basket_metadata(store.store, CONFIRMATIONS, tfs),
+                **latest_tables(store.store, CONFIRMATIONS, tfs, CONFIRMATION_COLUMNS),
+            },
+            check_results=[problems_check("confirmations_consistent", report.problems)],
         )
 
     return [rotation_candidates, confirmations]

@@ -4,9 +4,13 @@ import dagster as dg
 
 from apex_rotation.config import AppConfig
 from apex_rotation.defs.declare import check_spec, partitioned_asset, problems_check
+from apex_rotation.defs.incremental import timeframe_step
+from apex_rotation.defs.metadata import basket_metadata
 from apex_rotation.defs.partitions import timeframe_partitions
 from apex_rotation.defs.resources import StoreResource
 from apex_rotation.exec.sim import exports_path, sim_problems, simulate_timeframe
+from apex_rotation.store.tables import ALERTS as ALERTS_TABLE
+from apex_rotation.store.tables import CONFIRMATIONS, ROTATION_CANDIDATES, SCORES, SIM_TRADES
 
 GROUP = "exec"
 # The alerts (exec/alerts/) are the fired rows of `scores`, keyed by the same id: the simulator reads the
@@ -23,6 +27,7 @@ def build_sim_assets(cfg: AppConfig) -> list[dg.AssetsDefinition]:
     @partitioned_asset(
         partitions_def=timeframe_partitions(),
         group=GROUP,
+        automation_condition=dg.AutomationCondition.eager(),
         deps=[dg.AssetDep(ALERTS)],
         checks=[check_spec("sim_trades", name, text) for name, text in CHECKS.items()],
         description="Every alert traded on the audited 1h bars after its signal bar with its archetype's "
@@ -31,15 +36,33 @@ def build_sim_assets(cfg: AppConfig) -> list[dg.AssetsDefinition]:
         "Also exported to <store>/exports/sim_trades_<tf>.csv.",
     )
     def sim_trades(context: dg.AssetExecutionContext, store: StoreResource) -> dg.MaterializeResult:
-        summaries, found = {}, {name: {} for name in CHECKS}
-        for tf in context.partition_keys:
-            report = simulate_timeframe(cfg, store.store, tf)
-            summaries[tf] = report.summary.reset_index().to_dict("records")
-            for name, problems in sim_problems(store.store, tf).items():
-                found[name][tf] = problems
-            context.log.info(f"sim_trades {tf}: {len(report.trades)} trades, {exports_path(store.store, tf)}")
+        st, tfs = store.store, context.partition_keys
+
+        def simulate(tf: str):
+            sim = simulate_timeframe(cfg, st, tf)
+            context.log.info(f"sim_trades {tf}: {len(sim.trades)} trades, {exports_path(st, tf)}")
+            problems = {name: found for name, found in sim_problems(st, tf).items() if found}
+            return sim.summary.reset_index().to_dict("records"), problems
+
+        report = timeframe_step(
+            st,
+            cfg,
+            "sim_trades",
+            tfs,
+            reads=(ROTATION_CANDIDATES.name, CONFIRMATIONS.name, SCORES.name, ALERTS_TABLE.name),
+            writes=(SIM_TRADES.name,),
+            compute=simulate,
+            may_skip=lambda tf: exports_path(st, tf).exists(),
+        )
+        report.say(context.log, "sim_trades")
+        found = {name: {tf: p[name] for tf, p in report.problems.items() if name in p} for name in CHECKS}
         return dg.MaterializeResult(
-            metadata={"summary_by_timeframe": dg.MetadataValue.json(summaries)},
+            metadata={
+                "summary_by_timeframe": dg.MetadataValue.json(report.summaries),
+                **report.metadata(),
+                **basket_metadata(st, SIM_TRADES, tfs),
+                "exports": dg.MetadataValue.json({tf: str(exports_path(st, tf)) for tf in tfs}),
+            },
             check_results=[problems_check(f"sim_trades_{name}", found[name]) for name in CHECKS],
         )
 
