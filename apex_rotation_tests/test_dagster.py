@@ -176,10 +176,11 @@ def test_signal_assets_run_when_their_inputs_are_fresh():
     from apex_rotation.definitions import defs as load_defs
 
     graph = load_defs().resolve_asset_graph()
-    for key in ALL_ASSETS - {"bars", "audited_bars", "features", "td_state"}:
+    for key in ALL_ASSETS - {"bars", "audited_bars", "features", "td_state", "backtest_report"}:
         condition = graph.get(dg.AssetKey(key)).automation_condition
         assert condition is not None and condition.get_label() == "eager", key
     assert graph.get(dg.AssetKey("bars")).automation_condition is None  # the schedules drive the data
+    assert graph.get(dg.AssetKey("backtest_report")).automation_condition is None  # research: on demand
 
 
 def _free_port() -> int:
