@@ -159,8 +159,7 @@ def main() -> None:
         f"fresh process (imports + load + walk-forward): {fresh:.2f}s (walk-forward part {float(child.stdout.split()[-1]):.2f}s)"
     )
     took, universe, (full, ablated, _) = walk(STORE)
-    universe._runs.clear()
-    universe._td13.clear()
+    universe.clear()
     from apex_rotation.research.backtest import backtest_timeframe
 
     started = time.perf_counter()

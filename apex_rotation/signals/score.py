@@ -268,12 +268,24 @@ def _aligned(direction: str) -> tuple[str, str]:
     return ("buy", "sell") if direction == "long" else ("sell", "buy")
 
 
+def _reason(block: str, name: str, passed: bool | None, points: float, detail: str) -> Reason:
+    """A `Reason` built without re-validating what the composer already typed (the hot loop of a backtest:
+    ~25 per signal); the values are normalised to the field types, so it equals `Reason(...)`."""
+    return Reason.model_construct(
+        block=block,
+        name=name,
+        passed=None if passed is None else bool(passed),
+        points=float(points),
+        detail=str(detail),
+    )
+
+
 def _scored(
     block: str, name: str, passed: bool | None, points: float, detail: str, counts: bool | None = None
 ) -> Reason:
     """A reason worth `points` when it `counts` (by default: when it passed), else 0."""
     counts = passed is True if counts is None else counts
-    return Reason(block=block, name=name, passed=passed, points=points if counts else 0.0, detail=detail)
+    return _reason(block=block, name=name, passed=passed, points=points if counts else 0.0, detail=detail)
 
 
 def _market(ctx: SignalContext, cfg: AppConfig) -> list[Reason]:
@@ -390,7 +402,7 @@ def _technical(ctx: SignalContext, cfg: AppConfig) -> list[Reason]:
         pts = {"confirmed": p.retest_confirmed, "failed": p.retest_failed}.get(status, 0.0)
         passed = {"confirmed": True, "pending": None}.get(status, False)  # pending: not decidable yet
         out.append(
-            Reason(block="technical", name="retest", passed=passed, points=pts, detail=f"{status}: {why}")
+            _reason(block="technical", name="retest", passed=passed, points=pts, detail=f"{status}: {why}")
         )
     return out
 
@@ -403,7 +415,7 @@ def _rotation(ctx: SignalContext, cfg: AppConfig) -> list[Reason]:
     grade = {"HIGH": p.high, "MEDIUM": p.medium, "LOW": p.low}[w.signal_strength]
     when = pd.Timestamp(w.trigger_time).tz_convert("UTC").isoformat()
     out = [
-        Reason(
+        _reason(
             block="rotation",
             name="strength",
             passed=True,
@@ -504,7 +516,7 @@ def conflict(ctx: SignalContext, cfg: AppConfig) -> Reason:
         detail = f"{htf} {thesis.text()}; {ltf} prints nothing against it"
     else:
         detail = f"{htf} {thesis.text()} vs {ltf} {against.text()}"
-    return Reason(block="conflict", name="htf_ltf", passed=against is None, points=0.0, detail=detail)
+    return _reason(block="conflict", name="htf_ltf", passed=against is None, points=0.0, detail=detail)
 
 
 def _plan(ctx: SignalContext, cfg: AppConfig, td_contributes: bool) -> tuple[EntryPlan | None, str]:
@@ -573,7 +585,7 @@ def _regime(ctx: SignalContext, cfg: AppConfig, raw: float) -> tuple[float, Reas
     """A TD 13 is a fade: `regime.td_fade_weight` of its side (a sell 13 in an up-trend is down-weighted, or
     blocked with `regime.block_td_fades_in_trend`). A rotation rides the apex's move: full weight."""
     if ctx.archetype != "td13_exhaustion":
-        return 1.0, Reason(
+        return 1.0, _reason(
             block="regime",
             name="fade_weight",
             passed=True,
@@ -588,7 +600,7 @@ def _regime(ctx: SignalContext, cfg: AppConfig, raw: float) -> tuple[float, Reas
         detail = f"{ctx.regime}: a {side} fade against the trend, weight {weight:g}"
     else:
         detail = f"{ctx.regime}: a {side} fade at full weight"
-    return weight, Reason(
+    return weight, _reason(
         block="regime", name="fade_weight", passed=weight > 0, points=(weight - 1.0) * raw, detail=detail
     )
 
@@ -599,7 +611,7 @@ def _cooldown(ctx: SignalContext, cfg: AppConfig, score: float) -> Reason | None
         return None
     need = prev.score + cfg.score.rescore_margin
     ok = score >= need - EPS
-    return Reason(
+    return _reason(
         block="cooldown",
         name="rescore",
         passed=ok,
@@ -623,7 +635,7 @@ def compose(context: SignalContext) -> ScoredSignal:
     """
     ctx, cfg = context, context.cfg
     narrative = [
-        Reason(
+        _reason(
             block="narrative",
             name="narrative",
             passed=None,
