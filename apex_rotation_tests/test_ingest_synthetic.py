@@ -474,12 +474,12 @@ def test_confirmed_laggards_follow_through_and_the_others_fade(
     0.8 % dip); a gate-passing laggard that fades slides 8-12 % over the 7 bars after its trigger with no
     close above the prior high after the trigger bar (its confirmation watch expires)."""
     lookback = source.cfg.market_filters.breakout_lookback
-    catchups = set(
-        zip(truth.loc[truth["kind"] == "breakout", "time"], truth.loc[truth["kind"] == "breakout", "symbol"])
-    )
-    laggards = set(
-        zip(truth.loc[truth["kind"] == "laggard", "time"], truth.loc[truth["kind"] == "laggard", "symbol"])
-    )
+
+    def facts(kind: str) -> set:
+        rows = truth[truth["kind"] == kind]
+        return set(zip(rows["time"], rows["symbol"], strict=True))
+
+    catchups, laggards = facts("breakout"), facts("laggard")
     follow, fades = truth[truth["kind"] == "follow_through"], truth[truth["kind"] == "fade"]
     assert len(follow) >= 40 and len(fades) >= 15
     step = pd.Timedelta(hours=4)
