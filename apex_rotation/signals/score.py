@@ -268,24 +268,12 @@ def _aligned(direction: str) -> tuple[str, str]:
     return ("buy", "sell") if direction == "long" else ("sell", "buy")
 
 
-def _reason(block: str, name: str, passed: bool | None, points: float, detail: str) -> Reason:
-    """A `Reason` built without re-validating what the composer already typed (the hot loop of a backtest:
-    ~25 per signal); the values are normalised to the field types, so it equals `Reason(...)`."""
-    return Reason.model_construct(
-        block=block,
-        name=name,
-        passed=None if passed is None else bool(passed),
-        points=float(points),
-        detail=str(detail),
-    )
-
-
 def _scored(
     block: str, name: str, passed: bool | None, points: float, detail: str, counts: bool | None = None
 ) -> Reason:
     """A reason worth `points` when it `counts` (by default: when it passed), else 0."""
     counts = passed is True if counts is None else counts
-    return _reason(block=block, name=name, passed=passed, points=points if counts else 0.0, detail=detail)
+    return Reason(block=block, name=name, passed=passed, points=points if counts else 0.0, detail=detail)
 
 
 def _market(ctx: SignalContext, cfg: AppConfig) -> list[Reason]:
@@ -402,7 +390,7 @@ def _technical(ctx: SignalContext, cfg: AppConfig) -> list[Reason]:
         pts = {"confirmed": p.retest_confirmed, "failed": p.retest_failed}.get(status, 0.0)
         passed = {"confirmed": True, "pending": None}.get(status, False)  # pending: not decidable yet
         out.append(
-            _reason(block="technical", name="retest", passed=passed, points=pts, detail=f"{status}: {why}")
+            Reason(block="technical", name="retest", passed=passed, points=pts, detail=f"{status}: {why}")
         )
     return out
 
@@ -415,7 +403,7 @@ def _rotation(ctx: SignalContext, cfg: AppConfig) -> list[Reason]:
     grade = {"HIGH": p.high, "MEDIUM": p.medium, "LOW": p.low}[w.signal_strength]
     when = pd.Timestamp(w.trigger_time).tz_convert("UTC").isoformat()
     out = [
-        _reason(
+        Reason(
             block="rotation",
             name="strength",
             passed=True,
@@ -516,7 +504,7 @@ def conflict(ctx: SignalContext, cfg: AppConfig) -> Reason:
         detail = f"{htf} {thesis.text()}; {ltf} prints nothing against it"
     else:
         detail = f"{htf} {thesis.text()} vs {ltf} {against.text()}"
-    return _reason(block="conflict", name="htf_ltf", passed=against is None, points=0.0, detail=detail)
+    return Reason(block="conflict", name="htf_ltf", passed=against is None, points=0.0, detail=detail)
 
 
 def _plan(ctx: SignalContext, cfg: AppConfig, td_contributes: bool) -> tuple[EntryPlan | None, str]:
@@ -585,7 +573,7 @@ def _regime(ctx: SignalContext, cfg: AppConfig, raw: float) -> tuple[float, Reas
     """A TD 13 is a fade: `regime.td_fade_weight` of its side (a sell 13 in an up-trend is down-weighted, or
     blocked with `regime.block_td_fades_in_trend`). A rotation rides the apex's move: full weight."""
     if ctx.archetype != "td13_exhaustion":
-        return 1.0, _reason(
+        return 1.0, Reason(
             block="regime",
             name="fade_weight",
             passed=True,
@@ -600,7 +588,7 @@ def _regime(ctx: SignalContext, cfg: AppConfig, raw: float) -> tuple[float, Reas
         detail = f"{ctx.regime}: a {side} fade against the trend, weight {weight:g}"
     else:
         detail = f"{ctx.regime}: a {side} fade at full weight"
-    return weight, _reason(
+    return weight, Reason(
         block="regime", name="fade_weight", passed=weight > 0, points=(weight - 1.0) * raw, detail=detail
     )
 
@@ -611,7 +599,7 @@ def _cooldown(ctx: SignalContext, cfg: AppConfig, score: float) -> Reason | None
         return None
     need = prev.score + cfg.score.rescore_margin
     ok = score >= need - EPS
-    return _reason(
+    return Reason(
         block="cooldown",
         name="rescore",
         passed=ok,
@@ -635,7 +623,7 @@ def compose(context: SignalContext) -> ScoredSignal:
     """
     ctx, cfg = context, context.cfg
     narrative = [
-        _reason(
+        Reason(
             block="narrative",
             name="narrative",
             passed=None,
