@@ -30,8 +30,8 @@ from apex_rotation.config import AppConfig
 from apex_rotation.exec import sim
 from apex_rotation.features.compute import compute_features, compute_td_state
 from apex_rotation.features.loader import load
-from apex_rotation.signals import rotation, scoring, watching
-from apex_rotation.signals.score import ScoredSignal
+from apex_rotation.signals import rotation, score, scoring, watching
+from apex_rotation.signals.score import ScoredSignal, SignalContext
 from apex_rotation.store.parquet import ParquetStore, StoreError
 from apex_rotation.store.tables import AUDITED_BARS, FEATURES, TD_STATE
 from apex_rotation.timeframes import BASE_TIMEFRAME, TIMEFRAMES
@@ -146,6 +146,12 @@ class Universe:
     inputs: scoring.Inputs = field(init=False)
     _runs: dict[str, Run] = field(default_factory=dict, init=False)
     _td13: dict[str, list[ScoredSignal]] = field(default_factory=dict, init=False)
+    _scans: dict[str, list[rotation.RotationCandidate]] = field(default_factory=dict, init=False)
+    _gates: dict = field(default_factory=dict, init=False)  # scan_history's threshold-free arrays
+    _watches: dict[tuple, pd.DataFrame] = field(default_factory=dict, init=False)
+    _composed: dict[str, dict[tuple, ScoredSignal]] = field(default_factory=dict, init=False)
+    _grid: pd.DatetimeIndex | None = field(default=None, init=False)
+    _closes: dict[str, pd.Series] | None = field(default=None, init=False)
     candidates: int = field(default=0, init=False)  # the base config's scanner candidates (last rotation run)
 
     def __post_init__(self) -> None:
@@ -168,13 +174,36 @@ class Universe:
 
     def grid_index(self) -> pd.DatetimeIndex:
         """The signal timeframe's bar grid (open times), the union over symbols."""
-        index = pd.DatetimeIndex([], tz="UTC")
-        for s in self.symbols:
-            index = index.union(self.frames[(s, self.timeframe)].index)
-        return index
+        if self._grid is None:
+            index = pd.DatetimeIndex([], tz="UTC")
+            for s in self.symbols:
+                index = index.union(self.frames[(s, self.timeframe)].index)
+            self._grid = index
+        return self._grid
 
     def closes(self) -> dict[str, pd.Series]:
-        return {s: self.frames[(s, self.timeframe)]["close"] for s in self.symbols}
+        """Each symbol's signal-timeframe closes on `grid_index()` (NaN where it has no bar)."""
+        if self._closes is None:
+            grid = self.grid_index()
+            self._closes = {s: self.frames[(s, self.timeframe)]["close"].reindex(grid) for s in self.symbols}
+        return self._closes
+
+    def clear(self) -> None:
+        """Forget every config's work (runs, scans, watches, compositions, context parts), keeping the
+        loaded frames and per-symbol arrays: the next walk-forward recomputes every config."""
+        caches = (
+            self._runs,
+            self._td13,
+            self._scans,
+            self._gates,
+            self._watches,
+            self._composed,
+            self.inputs._parts,
+        )
+        for cache in caches:
+            cache.clear()
+        for sf in self.inputs._frames.values():
+            sf._retests.clear()
 
     # ------------------------------------------------------------ one config
 
@@ -193,20 +222,79 @@ class Universe:
     def _rotation(self, cfg: AppConfig, inputs: scoring.Inputs) -> list[ScoredSignal]:
         if self.timeframe not in cfg.apex.trigger_timeframes:
             return []
-        frames = self.signal_frames()
-        apex = {a: frames[a] for a in cfg.basket.apex_assets}
-        history = rotation.scan_history(apex, frames, cfg, timeframe=self.timeframe)
-        candidates = rotation.candidates_from_history(history)
+        candidates = self._scan(cfg)
         if cfg.apex == self.cfg.apex:
             self.candidates = len(candidates)
-        window = cfg.market_filters.confirm_window_bars
-        watches = watching.watch_candidates(candidates, frames, cfg.market_filters, window)
-        return scoring.compose_in_order(scoring.rotation_contexts(inputs, watches))
+        watches = self._watch(candidates, cfg)
+        contexts = scoring.rotation_contexts(inputs, watches)
+        return scoring.compose_in_order(contexts, self._composer(cfg))
+
+    def _scan(self, cfg: AppConfig) -> list[rotation.RotationCandidate]:
+        """rotation.scan_history's candidates under `cfg.apex` (the only section the scanner reads)."""
+        key = cfg.apex.model_dump_json()
+        if key not in self._scans:
+            frames = self.signal_frames()
+            apex = {a: frames[a] for a in cfg.basket.apex_assets}
+            history = rotation.scan_history(apex, frames, cfg, timeframe=self.timeframe, cache=self._gates)
+            self._scans[key] = rotation.candidates_from_history(history)
+        return self._scans[key]
+
+    def _watch(self, candidates: list[rotation.RotationCandidate], cfg: AppConfig) -> pd.DataFrame:
+        """watching.watch_candidates on `candidates`, each candidate's watch run once per `market_filters`
+        (a watch reads the candidate's own fields, the alt's bars and the filter settings only)."""
+        settings, window = cfg.market_filters, cfg.market_filters.confirm_window_bars
+        base = settings.model_dump_json()
+
+        def key(c: rotation.RotationCandidate) -> tuple:
+            return (
+                base,
+                c.symbol,
+                c.bar_time,
+                c.apex_asset,
+                c.timeframe,
+                c.signal_strength,
+                c.expected_catchup_pct,
+            )
+
+        todo = [c for c in candidates if key(c) not in self._watches]
+        frames = self.signal_frames()
+        if todo:
+            rows = watching.watch_candidates(todo, frames, settings, window)
+            starts = np.flatnonzero(rows["bars_after"].to_numpy() == 0)  # each watch starts at its trigger
+            for c, a, b in zip(todo, starts, [*starts[1:], len(rows)], strict=True):
+                self._watches[key(c)] = rows.iloc[a:b]
+        if not candidates:
+            return watching.watch_candidates([], frames, settings, window)
+        out = pd.concat([self._watches[key(c)] for c in candidates], ignore_index=True)
+        out.index.name = "row"
+        return out
+
+    def _composer(self, cfg: AppConfig):
+        """score.compose, memoized per composing config (all but `apex` and `research`, which it does not
+        read): a context equal in everything else (signal, watch, retest, previous fire) is composed once."""
+        memo = self._composed.setdefault(_key(cfg, True, exclude={"apex", "research"}), {})
+
+        def compose(ctx: SignalContext) -> ScoredSignal:
+            key = (
+                ctx.symbol,
+                ctx.bar_time,
+                ctx.archetype,
+                ctx.direction,
+                ctx.watch,
+                ctx.retest,
+                ctx.previous,
+            )
+            if key not in memo:
+                memo[key] = score.compose(ctx)
+            return memo[key]
+
+        return compose
 
     def _td13_signals(self, cfg: AppConfig, inputs: scoring.Inputs) -> list[ScoredSignal]:
         key = _key(cfg, True, exclude={"apex", "research"})
         if key not in self._td13:
-            self._td13[key] = scoring.compose_in_order(scoring.td13_contexts(inputs, self.symbols))
+            contexts = scoring.td13_contexts(inputs, self.symbols)
+            self._td13[key] = scoring.compose_in_order(contexts, self._composer(cfg))
         return list(self._td13[key])
 
     def simulate(self, signals: list[ScoredSignal], cfg: AppConfig) -> pd.DataFrame:

@@ -41,7 +41,8 @@ METRICS = (
 
 
 def filled(trades: pd.DataFrame) -> pd.DataFrame:
-    return trades[trades["entry_price"].notna()]
+    entered = trades["entry_price"].notna()
+    return trades if entered.all() else trades[entered]
 
 
 def money(trades: pd.DataFrame) -> np.ndarray:
@@ -79,7 +80,7 @@ def equity_pnl(
     if trades.empty:
         return pnl, held
     symbols = sorted(set(trades["symbol"]))
-    close = np.vstack([closes[s].reindex(grid).to_numpy(np.float64) for s in symbols])
+    close = np.vstack([_on_grid(closes[s], grid) for s in symbols])
     sym = np.searchsorted(np.array(symbols), trades["symbol"].to_numpy(str))
     at_close = trades["exit_reason"].isin(AT_CLOSE_EXITS).to_numpy()
     exit_time = trades["exit_time"] - pd.to_timedelta(np.where(at_close, 1, 0), unit="ns")
@@ -99,6 +100,13 @@ def equity_pnl(
         held,
     )
     return pnl, held
+
+
+def _on_grid(close: pd.Series, grid: pd.DatetimeIndex) -> np.ndarray:
+    """`close` on the grid's bars (NaN where absent); no reindex when it is on the grid already."""
+    if close.index is grid or close.index.equals(grid):
+        return close.to_numpy(np.float64)
+    return close.reindex(grid).to_numpy(np.float64)
 
 
 def equity_curve(pnl: np.ndarray, equity0: float) -> tuple[np.ndarray, np.ndarray]:

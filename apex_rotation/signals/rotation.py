@@ -296,6 +296,7 @@ def scan_history(
     *,
     timeframe: str | None = None,
     corr_window_days: int | None = None,
+    cache: dict | None = None,
 ) -> pd.DataFrame:
     """Every bar's candidates, one row each, equal to `scan(..., at=t)` for every t (vectorised over bars).
 
@@ -303,7 +304,8 @@ def scan_history(
     unrounded), the numeric moves and catch-up, and the alt's context values. Rows are ordered by bar,
     then best catch-up. ``attrs["insufficient_data"]`` maps each alt to how many (bar, triggering apex)
     pairs it could not be judged on (missing return, corr or beta). `cfg`, `timeframe` and
-    `corr_window_days` default as in `scan`.
+    `corr_window_days` default as in `scan`. `cache`, a dict the caller keeps for the same frames, holds
+    the threshold-free arrays (moves, lagged corr/beta, contexts) so a scan under other gates reuses them.
     """
     cfg = _apex_config(cfg)
     timeframe = infer_timeframe(apex_assets) if timeframe is None else timeframe
@@ -311,11 +313,16 @@ def scan_history(
     step = delta(timeframe)
     apex_names = list(apex_assets)
     alts = _alts(apex_assets, basket)
-    bars = pd.DatetimeIndex([], tz="UTC", name="open_time")
-    for frame in apex_assets.values():
-        bars = bars.union(frame.index)
-
-    coin = np.column_stack([_moves_pct(basket[s]).reindex(bars).to_numpy() for s in alts]) if alts else None
+    memo = ({} if cache is None else cache).setdefault((timeframe, corr_window_days, tuple(alts)), {})
+    if "bars" not in memo:
+        bars = pd.DatetimeIndex([], tz="UTC", name="open_time")
+        for frame in apex_assets.values():
+            bars = bars.union(frame.index)
+        memo["bars"] = bars
+        memo["coin"] = (
+            np.column_stack([_moves_pct(basket[s]).reindex(bars).to_numpy() for s in alts]) if alts else None
+        )
+    bars, coin = memo["bars"], memo["coin"]
     hits, catchups, apex_moves, corrs, betas = [], [], [], [], []
     insufficient = dict.fromkeys(alts, 0)
     for apex in apex_names:
@@ -324,12 +331,14 @@ def scan_history(
             _require(basket[s], s, ("ret", corr_col, beta_col))
         if coin is None:
             continue
-        move = _moves_pct(apex_assets[apex]).reindex(bars).to_numpy()
+        if ("gate", apex) not in memo:
+            move = _moves_pct(apex_assets[apex]).reindex(bars).to_numpy()
+            corr = np.column_stack([_previous(basket[s][corr_col], step, bars) for s in alts])
+            beta = np.column_stack([_previous(basket[s][beta_col], step, bars) for s in alts])
+            memo[("gate", apex)] = (move, corr, beta, ~(np.isnan(coin) | np.isnan(corr) | np.isnan(beta)))
+        move, corr, beta, valid = memo[("gate", apex)]
         with np.errstate(invalid="ignore"):
             trig = move >= cfg.move_threshold_pct - EPS
-        corr = np.column_stack([_previous(basket[s][corr_col], step, bars) for s in alts])
-        beta = np.column_stack([_previous(basket[s][beta_col], step, bars) for s in alts])
-        valid = ~(np.isnan(coin) | np.isnan(corr) | np.isnan(beta))
         with np.errstate(invalid="ignore"):
             hit = (
                 trig[:, None]
@@ -379,7 +388,9 @@ def scan_history(
                 "expected_catchup_pct": catchup,
             }
         )
-        context = basket[symbol].reindex(columns=list(CONTEXT_COLUMNS)).reindex(bars).iloc[rows]
+        if ("context", symbol) not in memo:
+            memo[("context", symbol)] = basket[symbol].reindex(columns=list(CONTEXT_COLUMNS)).reindex(bars)
+        context = memo[("context", symbol)].iloc[rows]
         for col in CONTEXT_COLUMNS:
             part[col] = context[col].to_numpy(dtype="float64")
         parts.append(part)

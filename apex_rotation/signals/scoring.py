@@ -17,7 +17,8 @@ bar equal the full run's up to that bar.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -183,6 +184,7 @@ class SymbolFrame:
     cols: dict[str, np.ndarray]
     regime: np.ndarray
     td: TDIndex
+    _retests: dict[int, tuple[str, str]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def build(cls, frame: pd.DataFrame, timeframe: str, cfg: AppConfig) -> SymbolFrame:
@@ -211,7 +213,13 @@ class SymbolFrame:
         return BarValues(**values)
 
     def retest(self, pos: int) -> tuple[str, str]:
-        """technicals.retest of the latest breakout (close > hh_prev) in the last RETEST_LOOKBACK bars."""
+        """technicals.retest of the latest breakout (close > hh_prev) in the last RETEST_LOOKBACK bars
+        (a function of the frame alone: computed once per bar)."""
+        if pos not in self._retests:
+            self._retests[pos] = self._retest(pos)
+        return self._retests[pos]
+
+    def _retest(self, pos: int) -> tuple[str, str]:
         close, hh = self.cols["close"], self.cols.get("hh_prev")
         if hh is None:
             return "none", "no prior-high column"
@@ -244,11 +252,12 @@ class Inputs:
         self.frames = frames or {}
         self._frames: dict[str, SymbolFrame] = {}
         self._td: dict[tuple[str, str], TDIndex] = {}
+        self._parts: dict[tuple[str, int, int], tuple] = {}  # a context's config-free parts, per bar
 
     def with_config(self, cfg: AppConfig) -> Inputs:
         out = Inputs(cfg, self.store, self.timeframe, self.frames)
         if _built_alike(cfg, self.cfg):
-            out._frames, out._td = self._frames, self._td
+            out._frames, out._td, out._parts = self._frames, self._td, self._parts
         return out
 
     def frame(self, symbol: str) -> SymbolFrame:
@@ -299,24 +308,42 @@ def _view(inputs: Inputs, symbol: str, timeframe: str, close_ns: int, lookback: 
     return index.view(pos, lookback) if pos >= 0 else index.empty_view()
 
 
+def _parts(inputs: Inputs, symbol: str, pos: int) -> tuple:
+    """The bar time, bar values, TD views and regime of a signal at bar `pos`: what a context reads from the
+    data. They depend on the TD, regime and structure settings only, so they are built once per bar and
+    shared by the inputs of every config built alike (`Inputs.with_config`)."""
+    cfg, tf = inputs.cfg, inputs.timeframe
+    key = (symbol, pos, cfg.score.structure_bars)
+    if key not in inputs._parts:
+        sf = inputs.frame(symbol)
+        close_ns = int(sf.times[pos] + delta(tf).value)
+        inputs._parts[key] = (
+            pd.Timestamp(int(sf.times[pos]), tz="UTC").to_pydatetime(),
+            sf.bar(pos, cfg.score.structure_bars),
+            sf.td.view(pos, cfg.td.fresh_bars),
+            _view(inputs, symbol, cfg.td.htf, close_ns, cfg.td.fresh_bars),
+            _view(inputs, symbol, cfg.td.ltf, close_ns, cfg.td.conflict_ltf_bars - 1),
+            str(sf.regime[pos]),
+        )
+    return inputs._parts[key]
+
+
 def _context(
     inputs: Inputs, symbol: str, pos: int, archetype: str, direction: str, **extra: object
 ) -> SignalContext:
-    cfg, tf = inputs.cfg, inputs.timeframe
-    sf = inputs.frame(symbol)
-    close_ns = int(sf.times[pos] + delta(tf).value)
+    bar_time, bar, td, htf, ltf, regime = _parts(inputs, symbol, pos)
     return SignalContext(
         archetype=archetype,
         symbol=symbol,
-        timeframe=tf,
-        bar_time=pd.Timestamp(int(sf.times[pos]), tz="UTC").to_pydatetime(),
+        timeframe=inputs.timeframe,
+        bar_time=bar_time,
         direction=direction,
-        bar=sf.bar(pos, cfg.score.structure_bars),
-        td=sf.td.view(pos, cfg.td.fresh_bars),
-        htf=_view(inputs, symbol, cfg.td.htf, close_ns, cfg.td.fresh_bars),
-        ltf=_view(inputs, symbol, cfg.td.ltf, close_ns, cfg.td.conflict_ltf_bars - 1),
-        regime=str(sf.regime[pos]),
-        cfg=cfg,
+        bar=bar,
+        td=td,
+        htf=htf,
+        ltf=ltf,
+        regime=regime,
+        cfg=inputs.cfg,
         **extra,
     )
 
@@ -357,9 +384,12 @@ def td13_contexts(inputs: Inputs, symbols: list[str]) -> list[SignalContext]:
     return out
 
 
-def compose_in_order(contexts: list[SignalContext]) -> list[ScoredSignal]:
+def compose_in_order(
+    contexts: list[SignalContext], compose: Callable[[SignalContext], ScoredSignal] = compose
+) -> list[ScoredSignal]:
     """Compose in time order; each context learns the last fired signal of its symbol × archetype ×
-    direction (bars ago and score), which is what the cool-down needs."""
+    direction (bars ago and score), which is what the cool-down needs. `compose` is `score.compose`, or a
+    memo of it (the research harness composes a context seen under an equal config once)."""
     fired: dict[tuple[str, str, str], tuple[pd.Timestamp, float]] = {}
     out = []
     for ctx in sorted(contexts, key=lambda c: (c.bar_time, c.symbol, c.archetype, c.direction)):

@@ -31,6 +31,12 @@ TD_UNIT = 0.012  # log step of the TD patterns' designed closes
 TD_BARS = 32
 OI_SHIFT_MIN = 0.10  # planted open-interest shifts are 1.2-1.8 × this within one 4h bar
 OPEN_HOLD = 0.25  # after its catch-up, the open episode's laggard moves this fraction of its usual returns
+FOLLOW_BARS = 4  # after its catch-up bar, a laggard keeps catching up over this many 4h bars ...
+FOLLOW_DIP = 0.008  # ... after a dip of this fraction in their first two hours (the limit entry fills) ...
+FOLLOW_GAIN = (0.10, 0.14)  # ... by this fraction in all
+FADERS = 1  # up to this many more gate-passing alts per episode fade instead of catching up ...
+FADE_BARS = 7  # ... sliding over the 7 4h bars after the trigger (the watch window and one more) ...
+FADE_LOSS = (0.08, 0.12)  # ... by this fraction in all
 
 
 def _down_run(y: np.ndarray, i: int) -> int:
@@ -194,6 +200,8 @@ class _Planter(_State):
             self.R[i, affected] = p.beta * self.R[self.row[p.factor], affected] + self.E[i, affected]
 
         laggards = candidates[:n_lag]
+        # up to FADERS more gate-passing alts fade instead of catching up (not in the open episode: too few bars)
+        fading = candidates[n_lag : n_lag + FADERS] if catch_up_after is None else []
         decoys = []
         for kind in ("fail_beta", "fail_corr"):
             pick = next(
@@ -210,7 +218,7 @@ class _Planter(_State):
         roles = {}
         for alt in self.alts:
             seg = self.R[self.row[alt], bar]
-            if alt in laggards or alt in decoys:
+            if alt in laggards or alt in fading or alt in decoys:
                 target = rng.uniform(lag - 0.025, lag - MOVE_MARGIN)
                 seg[:] = 0.3 * (seg - seg.mean()) + math.log1p(target) / k
                 for x in breaking:
@@ -226,9 +234,14 @@ class _Planter(_State):
 
         bins4 = self.bins["4h"]
         last4 = bins4.of(start + k - 1)
+        edge = _rng(self.seed, "edge", str(number))  # its own stream: the other draws stay as they were
         for alt in laggards:
             after = int(rng.integers(1, 4))
-            self._catch_up(rng, alt, last4 + (after if catch_up_after is None else catch_up_after), number)
+            j = last4 + (after if catch_up_after is None else catch_up_after)
+            if self._catch_up(rng, alt, j, number) and catch_up_after is None:
+                self._follow_through(edge, alt, j + 1, number)
+        for alt in fading:
+            self._fade(edge, alt, last4 + 1, number)
         build_up = OI_SHIFT_MIN * rng.uniform(1.2, 1.8)
         self.oi_plans.append((primary, start, build_up, f"with apex breakout #{number}"))
 
@@ -244,11 +257,11 @@ class _Planter(_State):
                 break
         seg[:] = new
 
-    def _catch_up(self, rng: np.random.Generator, alt: str, j: int, number: int) -> None:
+    def _catch_up(self, rng: np.random.Generator, alt: str, j: int, number: int) -> bool:
         """The laggard rallies on 4h bar j, closing ≥ 1 % above the highest high of the lookback bars."""
         b4, i = self.bins["4h"], self.row[alt]
         if j - self.lookback < 0 or j >= b4.count:
-            return
+            return False
         h, lo = b4.first(j), b4.first(j - self.lookback)
         close = self.prof[alt].price * np.exp(np.cumsum(self.R[i, :h]))
         opens = np.concatenate(([self.prof[alt].price], close[:-1]))
@@ -258,6 +271,33 @@ class _Planter(_State):
         seg = self.R[i, h : h + 4]
         seg[:] = 0.4 * (seg - seg.mean()) + target / 4
         self.catchups.append((alt, j, number))
+        return True
+
+    def _follow_through(self, rng: np.random.Generator, alt: str, j: int, number: int) -> None:
+        """The planted edge: after its catch-up (the confirmation) bar, the laggard keeps catching up over the
+        next FOLLOW_BARS 4h bars: a FOLLOW_DIP dip in the first two hours, then a steady climb to FOLLOW_GAIN
+        above the catch-up close, so a confirmed rotation trade (a limit at that close) fills and gains."""
+        b4, i = self.bins["4h"], self.row[alt]
+        if j + FOLLOW_BARS > b4.count:
+            return
+        h, hours = b4.first(j), 4 * FOLLOW_BARS
+        seg = self.R[i, h : h + hours]
+        noise = 0.2 * (seg - seg.mean())
+        dip, gain = math.log1p(-FOLLOW_DIP), math.log1p(rng.uniform(*FOLLOW_GAIN))
+        seg[:2] = dip / 2 + noise[:2] - noise[:2].mean()
+        seg[2:] = (gain - dip) / (hours - 2) + noise[2:] - noise[2:].mean()
+        self.follow_throughs.append((alt, j, FOLLOW_BARS, number))
+
+    def _fade(self, rng: np.random.Generator, alt: str, j: int, number: int) -> None:
+        """A gate-passing laggard that never catches up: it slides by FADE_LOSS over the FADE_BARS 4h bars
+        after the trigger, without a breakout (so its watch expires) — the candidates confirmation filters out."""
+        b4, i = self.bins["4h"], self.row[alt]
+        if j + FADE_BARS > b4.count:
+            return
+        h, hours = b4.first(j), 4 * FADE_BARS
+        seg = self.R[i, h : h + hours]
+        seg[:] = 0.3 * (seg - seg.mean()) + math.log1p(-rng.uniform(*FADE_LOSS)) / hours
+        self.fades.append((alt, j, FADE_BARS, number))
 
     def _td(self, rng: np.random.Generator, hour: int, sign: int, limit: int) -> None:
         """Plant `_td_path` on one alt's 4h closes: sign +1 ends in a buy countdown 13, −1 in a sell one.

@@ -51,6 +51,8 @@ class _State:
         self.td_marks: list[tuple[str, int, str, str, int]] = []  # (alt, 4h bar, kind, direction, flip bar)
         self.oi_plans: list[tuple[str, int, float, str]] = []  # (symbol, first hour, target, why)
         self.open_holds: list[tuple[str, int]] = []  # the open episode's laggards: (alt, first hour held)
+        self.follow_throughs: list[tuple[str, int, int, int]] = []  # (alt, first 4h bar, bars, episode)
+        self.fades: list[tuple[str, int, int, int]] = []  # (alt, first 4h bar, bars, episode)
 
     def _time(self, hour_index: int) -> int:
         return int(self.start_ms + hour_index * HOUR_MS)

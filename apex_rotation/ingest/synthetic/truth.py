@@ -81,6 +81,15 @@ class _TruthTable(_State):
                 f"catch-up of episode #{number}: volume {ratio:.2f}x the mean of the previous {L} 4h bars"
             )
             rows.append((when, "4h", "volume_spike", alt, None, ratio, detail))
+        for kind, facts, what in (
+            ("follow_through", self.follow_throughs, "keeps catching up after its catch-up bar"),
+            ("fade", self.fades, "passed the gates but fades instead of catching up"),
+        ):
+            for alt, j, bars, number in facts:
+                i = self.row[alt]
+                change = (close4[i, j + bars - 1] / close4[i, j - 1] - 1) * 100
+                detail = f"episode #{number}: {what}, {change:+.2f}% over {bars} 4h bars"
+                rows.append((self._time(b4.first(j)), "4h", kind, alt, None, change, detail))
         for alt, j, kind, direction, start in self.td_marks:
             since = pd.Timestamp(self._time(b4.first(start)), unit="ms", tz="UTC").isoformat()
             what = "setup 9 (perfected)" if kind == "td_setup_9" else "countdown 13"
