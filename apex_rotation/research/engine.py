@@ -30,6 +30,7 @@ from apex_rotation.config import AppConfig
 from apex_rotation.exec import sim
 from apex_rotation.features.compute import compute_features, compute_td_state
 from apex_rotation.features.loader import load
+from apex_rotation.research import metrics
 from apex_rotation.signals import rotation, score, scoring, watching
 from apex_rotation.signals.score import ScoredSignal, SignalContext
 from apex_rotation.store.parquet import ParquetStore, StoreError
@@ -131,6 +132,8 @@ class Run:
 
     signals: list[ScoredSignal]
     trades: pd.DataFrame  # sim.run's rows (every fired signal), plus `regime`
+    book: metrics.Book | None = None  # the trades as arrays (Universe.book)
+    fired: tuple[list[ScoredSignal], np.ndarray] | None = None  # fired signals, bar times in ns
 
 
 @dataclass
@@ -187,6 +190,19 @@ class Universe:
             grid = self.grid_index()
             self._closes = {s: self.frames[(s, self.timeframe)]["close"].reindex(grid) for s in self.symbols}
         return self._closes
+
+    def book(self, run: Run) -> metrics.Book:
+        """The run's trades as arrays on the grid (built once per run)."""
+        if run.book is None:
+            run.book = metrics.Book.of(run.trades, self.grid_index(), self.closes())
+        return run.book
+
+    def fired(self, run: Run) -> tuple[list[ScoredSignal], np.ndarray]:
+        """The run's fired signals and their bar times (int64 ns)."""
+        if run.fired is None:
+            fired = [s for s in run.signals if s.fired]
+            run.fired = fired, np.array([pd.Timestamp(s.bar_time).value for s in fired], dtype=np.int64)
+        return run.fired
 
     def clear(self) -> None:
         """Forget every config's work (runs, scans, watches, compositions, context parts), keeping the
