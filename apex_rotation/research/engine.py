@@ -153,6 +153,8 @@ class Universe:
     _gates: dict = field(default_factory=dict, init=False)  # scan_history's threshold-free arrays
     _watches: dict[tuple, pd.DataFrame] = field(default_factory=dict, init=False)
     _composed: dict[str, dict[tuple, ScoredSignal]] = field(default_factory=dict, init=False)
+    _trades: pd.DataFrame | None = field(default=None, init=False)  # every trade simulated so far
+    _traded: dict[tuple, int] = field(default_factory=dict, init=False)  # a signal's row in _trades
     _grid: pd.DatetimeIndex | None = field(default=None, init=False)
     _closes: dict[str, pd.Series] | None = field(default=None, init=False)
     candidates: int = field(default=0, init=False)  # the base config's scanner candidates (last rotation run)
@@ -214,10 +216,12 @@ class Universe:
             self._gates,
             self._watches,
             self._composed,
+            self._traded,
             self.inputs._parts,
         )
         for cache in caches:
             cache.clear()
+        self._trades = None
         for sf in self.inputs._frames.values():
             sf._retests.clear()
 
@@ -314,9 +318,28 @@ class Universe:
         return list(self._td13[key])
 
     def simulate(self, signals: list[ScoredSignal], cfg: AppConfig) -> pd.DataFrame:
-        """sim.run on the fired signals (the live dry-run), with each trade's regime added."""
+        """sim.run on the fired signals (the live dry-run), with each trade's regime added.
+
+        A trade depends on its own signal (id, symbol, time, archetype, direction, plan), the templates,
+        costs and sizing, and the market only (sim.run's rows are computed order by order), so each is
+        simulated once: sim.run runs on the signals not seen yet, and the rows are taken from its results."""
         fired = [s for s in signals if s.fired]
-        trades = sim.run(fired, market=self.market, cfg=cfg).trades
+        settings = cfg.model_dump_json(include={"sim", "costs", "risk"})
+        keys = [
+            (settings, s.signal_id, s.symbol, s.timeframe, s.bar_time, s.archetype, s.direction, s.plan)
+            for s in fired
+        ]
+        todo = [i for i, k in enumerate(keys) if k not in self._traded]
+        if not fired:
+            trades = sim.run(fired, market=self.market, cfg=cfg).trades
+        else:
+            if todo:
+                new = sim.run([fired[i] for i in todo], market=self.market, cfg=cfg).trades
+                start = 0 if self._trades is None else len(self._trades)
+                self._trades = new if not start else pd.concat([self._trades, new], ignore_index=True)
+                self._traded.update((keys[i], start + n) for n, i in enumerate(todo))
+            rows = np.array([self._traded[k] for k in keys], dtype=np.int64)
+            trades = self._trades.take(rows).reset_index(drop=True).rename_axis("trade")
         trades["regime"] = np.array([s.regime for s in fired], dtype=object)
         return trades
 
