@@ -28,7 +28,7 @@ import pandas as pd
 
 from apex_rotation.config import AppConfig
 from apex_rotation.research import metrics
-from apex_rotation.research.engine import Universe
+from apex_rotation.research.engine import Universe, gc_paused
 from apex_rotation.research.lift import lift_table
 from apex_rotation.research.walkforward import WalkForward, walk_forward
 from apex_rotation.store.parquet import ParquetStore
@@ -106,9 +106,10 @@ def signal_counts(universe: Universe) -> dict[str, object]:
 
 
 def backtest_timeframe(universe: Universe) -> tuple[WalkForward, list[WalkForward], pd.DataFrame]:
-    full = walk_forward(universe)
-    ablated = [walk_forward(universe, off) for off in universe.cfg.research.ablations]
-    return full, ablated, lift_table(full, ablated, universe)
+    with gc_paused():
+        full = walk_forward(universe)
+        ablated = [walk_forward(universe, off) for off in universe.cfg.research.ablations]
+        return full, ablated, lift_table(full, ablated, universe)
 
 
 def run_backtest(

@@ -18,9 +18,11 @@ over the whole history, cut by signal time, equals a run per fold on the data up
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,6 +32,7 @@ from apex_rotation.config import AppConfig
 from apex_rotation.exec import sim
 from apex_rotation.features.compute import compute_features, compute_td_state
 from apex_rotation.features.loader import load
+from apex_rotation.research import metrics
 from apex_rotation.signals import rotation, score, scoring, watching
 from apex_rotation.signals.score import ScoredSignal, SignalContext
 from apex_rotation.store.parquet import ParquetStore, StoreError
@@ -38,6 +41,21 @@ from apex_rotation.timeframes import BASE_TIMEFRAME, TIMEFRAMES
 
 ALWAYS = "(breakout OR NOT breakout)"  # true wherever the prior high is known (all but the first bars)
 ABLATIONS = ("use_td", "use_volume_x2", "apex_move_threshold", "corr_beta", "confirmation", "regime_gate")
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """The cyclic garbage collector off for a block, then back as it was. The harness allocates hundreds of
+    thousands of short-lived objects (contexts, reasons, signals), which reference counting frees; what they
+    trigger are full collections, each traversing every object the loaded universe holds (~0.2 s apiece,
+    0.5-0.9 s of a warm walk-forward), to find the ~1,500 objects a whole backtest leaves in cycles."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 # ---------------------------------------------------------------- config variants
@@ -131,6 +149,8 @@ class Run:
 
     signals: list[ScoredSignal]
     trades: pd.DataFrame  # sim.run's rows (every fired signal), plus `regime`
+    book: metrics.Book | None = None  # the trades as arrays (Universe.book)
+    fired: tuple[list[ScoredSignal], np.ndarray] | None = None  # fired signals, bar times in ns
 
 
 @dataclass
@@ -150,6 +170,8 @@ class Universe:
     _gates: dict = field(default_factory=dict, init=False)  # scan_history's threshold-free arrays
     _watches: dict[tuple, pd.DataFrame] = field(default_factory=dict, init=False)
     _composed: dict[str, dict[tuple, ScoredSignal]] = field(default_factory=dict, init=False)
+    _trades: pd.DataFrame | None = field(default=None, init=False)  # every trade simulated so far
+    _traded: dict[tuple, int] = field(default_factory=dict, init=False)  # a signal's row in _trades
     _grid: pd.DatetimeIndex | None = field(default=None, init=False)
     _closes: dict[str, pd.Series] | None = field(default=None, init=False)
     candidates: int = field(default=0, init=False)  # the base config's scanner candidates (last rotation run)
@@ -159,6 +181,11 @@ class Universe:
 
     @classmethod
     def load(cls, cfg: AppConfig, store: ParquetStore, timeframe: str) -> Universe:
+        with gc_paused():
+            return cls._load(cfg, store, timeframe)
+
+    @classmethod
+    def _load(cls, cfg: AppConfig, store: ParquetStore, timeframe: str) -> Universe:
         tfs = [t for t in TIMEFRAMES if t in {timeframe, cfg.td.htf, cfg.td.ltf, BASE_TIMEFRAME}]
         symbols = ensure_features(cfg, store, tfs)
         missing = [a for a in cfg.basket.apex_assets if a not in symbols]
@@ -188,6 +215,19 @@ class Universe:
             self._closes = {s: self.frames[(s, self.timeframe)]["close"].reindex(grid) for s in self.symbols}
         return self._closes
 
+    def book(self, run: Run) -> metrics.Book:
+        """The run's trades as arrays on the grid (built once per run)."""
+        if run.book is None:
+            run.book = metrics.Book.of(run.trades, self.grid_index(), self.closes())
+        return run.book
+
+    def fired(self, run: Run) -> tuple[list[ScoredSignal], np.ndarray]:
+        """The run's fired signals and their bar times (int64 ns)."""
+        if run.fired is None:
+            fired = [s for s in run.signals if s.fired]
+            run.fired = fired, np.array([pd.Timestamp(s.bar_time).value for s in fired], dtype=np.int64)
+        return run.fired
+
     def clear(self) -> None:
         """Forget every config's work (runs, scans, watches, compositions, context parts), keeping the
         loaded frames and per-symbol arrays: the next walk-forward recomputes every config."""
@@ -198,10 +238,12 @@ class Universe:
             self._gates,
             self._watches,
             self._composed,
+            self._traded,
             self.inputs._parts,
         )
         for cache in caches:
             cache.clear()
+        self._trades = None
         for sf in self.inputs._frames.values():
             sf._retests.clear()
 
@@ -298,9 +340,28 @@ class Universe:
         return list(self._td13[key])
 
     def simulate(self, signals: list[ScoredSignal], cfg: AppConfig) -> pd.DataFrame:
-        """sim.run on the fired signals (the live dry-run), with each trade's regime added."""
+        """sim.run on the fired signals (the live dry-run), with each trade's regime added.
+
+        A trade depends on its own signal (id, symbol, time, archetype, direction, plan), the templates,
+        costs and sizing, and the market only (sim.run's rows are computed order by order), so each is
+        simulated once: sim.run runs on the signals not seen yet, and the rows are taken from its results."""
         fired = [s for s in signals if s.fired]
-        trades = sim.run(fired, market=self.market, cfg=cfg).trades
+        settings = cfg.model_dump_json(include={"sim", "costs", "risk"})
+        keys = [
+            (settings, s.signal_id, s.symbol, s.timeframe, s.bar_time, s.archetype, s.direction, s.plan)
+            for s in fired
+        ]
+        todo = [i for i, k in enumerate(keys) if k not in self._traded]
+        if not fired:
+            trades = sim.run(fired, market=self.market, cfg=cfg).trades
+        else:
+            if todo:
+                new = sim.run([fired[i] for i in todo], market=self.market, cfg=cfg).trades
+                start = 0 if self._trades is None else len(self._trades)
+                self._trades = new if not start else pd.concat([self._trades, new], ignore_index=True)
+                self._traded.update((keys[i], start + n) for n, i in enumerate(todo))
+            rows = np.array([self._traded[k] for k in keys], dtype=np.int64)
+            trades = self._trades.take(rows).reset_index(drop=True).rename_axis("trade")
         trades["regime"] = np.array([s.regime for s in fired], dtype=object)
         return trades
 

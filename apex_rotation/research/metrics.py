@@ -18,6 +18,7 @@ at the previous close.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -71,34 +72,69 @@ def bar_positions(grid: pd.DatetimeIndex, times: pd.Series) -> np.ndarray:
     return np.searchsorted(grid.as_unit("ns").asi8, ns, side="right") - 1
 
 
+@dataclass(frozen=True)
+class Book:
+    """The filled trades of one run as arrays, in trade order, placed on a bar grid: what `summarize` reads,
+    built once per run so that any window of its trades (`in_window`) is summarized without pandas."""
+
+    signal_ns: np.ndarray  # signal_time, int64 ns
+    close: np.ndarray  # the closes of the trades' symbols on the grid (rows: `sym`)
+    sym: np.ndarray
+    b0: np.ndarray  # grid position of the entry bar
+    b1: np.ndarray  # grid position of the exit bar (of the last bar held for an at-close exit)
+    last: np.ndarray  # grid position of the bar containing exit_time - 1 ns
+    side: np.ndarray
+    entry: np.ndarray
+    size: np.ndarray
+    money: np.ndarray
+    r: np.ndarray  # pnl_r
+
+    @classmethod
+    def of(cls, trades: pd.DataFrame, grid: pd.DatetimeIndex, closes: dict[str, pd.Series]) -> Book:
+        done = filled(trades)
+        symbols = sorted(set(done["symbol"]))
+        close = (
+            np.vstack([_on_grid(closes[s], grid) for s in symbols]) if symbols else np.zeros((0, len(grid)))
+        )
+        sym = np.searchsorted(np.array(symbols), done["symbol"].to_numpy(str))
+        at_close = done["exit_reason"].isin(AT_CLOSE_EXITS).to_numpy()
+        exit_time = done["exit_time"] - pd.to_timedelta(np.where(at_close, 1, 0), unit="ns")
+        b0 = bar_positions(grid, done["entry_time"])
+        b1 = np.maximum(bar_positions(grid, exit_time), b0)
+        return cls(
+            signal_ns=pd.DatetimeIndex(done["signal_time"]).as_unit("ns").asi8,
+            close=close,
+            sym=sym.astype(np.int64),
+            b0=b0.astype(np.int64),
+            b1=b1.astype(np.int64),
+            last=bar_positions(grid, done["exit_time"] - pd.Timedelta(1, "ns")),
+            side=np.where(done["side"].to_numpy() == "long", 1.0, -1.0),
+            entry=done["entry_price"].to_numpy(np.float64),
+            size=done["size"].to_numpy(np.float64),
+            money=money(done),
+            r=done["pnl_r"].to_numpy(np.float64),
+        )
+
+    def window(self, window: tuple[pd.Timestamp, pd.Timestamp]) -> np.ndarray:
+        """Which trades have their signal in [start, end) (`in_window` on the arrays)."""
+        return (self.signal_ns >= window[0].value) & (self.signal_ns < window[1].value)
+
+
 def equity_pnl(
     trades: pd.DataFrame, grid: pd.DatetimeIndex, closes: dict[str, pd.Series]
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-bar PnL in money and the count of open positions, on `grid`, of the filled `trades`."""
-    trades = filled(trades)
-    pnl, held = np.zeros(len(grid)), np.zeros(len(grid), dtype=np.int64)
-    if trades.empty:
-        return pnl, held
-    symbols = sorted(set(trades["symbol"]))
-    close = np.vstack([_on_grid(closes[s], grid) for s in symbols])
-    sym = np.searchsorted(np.array(symbols), trades["symbol"].to_numpy(str))
-    at_close = trades["exit_reason"].isin(AT_CLOSE_EXITS).to_numpy()
-    exit_time = trades["exit_time"] - pd.to_timedelta(np.where(at_close, 1, 0), unit="ns")
-    b0 = bar_positions(grid, trades["entry_time"])
-    b1 = np.maximum(bar_positions(grid, exit_time), b0)
-    side = np.where(trades["side"].to_numpy() == "long", 1.0, -1.0)
-    _mark(
-        close,
-        sym.astype(np.int64),
-        b0.astype(np.int64),
-        b1.astype(np.int64),
-        side,
-        trades["entry_price"].to_numpy(np.float64),
-        trades["size"].to_numpy(np.float64),
-        money(trades),
-        pnl,
-        held,
-    )
+    return _book_pnl(Book.of(trades, grid, closes), None, len(grid))
+
+
+def _book_pnl(book: Book, keep: np.ndarray | None, bars: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-bar PnL and open positions of the book's trades (those `keep` selects, in order)."""
+    pnl, held = np.zeros(bars), np.zeros(bars, dtype=np.int64)
+    arrays = (book.sym, book.b0, book.b1, book.side, book.entry, book.size, book.money)
+    if keep is not None:
+        arrays = tuple(a[keep] for a in arrays)
+    if arrays[0].size:
+        _mark(book.close, *arrays, pnl, held)
     return pnl, held
 
 
@@ -133,7 +169,10 @@ def max_drawdown(equity: np.ndarray, equity0: float) -> float:
 
 
 def trade_stats(trades: pd.DataFrame) -> dict[str, float]:
-    r = filled(trades)["pnl_r"].to_numpy(np.float64)
+    return _r_stats(filled(trades)["pnl_r"].to_numpy(np.float64))
+
+
+def _r_stats(r: np.ndarray) -> dict[str, float]:
     gain, loss = r[r > 0].sum(), -r[r < 0].sum()
     return {
         "trades": int(r.size),
@@ -154,16 +193,46 @@ def summarize(
     """The metrics of `trades` over the grid bars in [span start, span end), and the equity series there.
 
     The span is widened to the last exit of a trade opened in it, so every trade's PnL is counted."""
-    pnl, held = equity_pnl(trades, grid, closes)
+    out, (lo, hi, pnl, held, equity, returns) = _summary(
+        Book.of(trades, grid, closes), None, grid, span, equity0, timeframe
+    )
+    series = pd.DataFrame(
+        {"pnl": pnl, "equity": equity, "return": returns, "open_positions": held},
+        index=pd.DatetimeIndex(grid[lo:hi], name="bar_time") + delta(timeframe),
+    )
+    series.index.name = "bar_close"
+    return out, series
+
+
+def summarize_window(
+    book: Book,
+    grid: pd.DatetimeIndex,
+    window: tuple[pd.Timestamp, pd.Timestamp],
+    equity0: float,
+    timeframe: str,
+) -> dict[str, float]:
+    """`summarize(in_window(trades, window), ..., span=window, ...)`'s metrics from the run's `Book`: the
+    same arithmetic on the same trades in the same order, without a DataFrame."""
+    return _summary(book, book.window(window), grid, window, equity0, timeframe)[0]
+
+
+def _summary(
+    book: Book,
+    keep: np.ndarray | None,
+    grid: pd.DatetimeIndex,
+    span: tuple[pd.Timestamp, pd.Timestamp],
+    equity0: float,
+    timeframe: str,
+) -> tuple[dict[str, float], tuple]:
+    pnl, held = _book_pnl(book, keep, len(grid))
     lo = int(np.searchsorted(grid.asi8, span[0].value))
     hi = int(np.searchsorted(grid.asi8, span[1].value))
-    done = filled(trades)
-    if len(done):
-        last_exit = bar_positions(grid, done["exit_time"] - pd.Timedelta(1, "ns")).max()
-        hi = max(hi, int(last_exit) + 1)
+    last = book.last if keep is None else book.last[keep]
+    if last.size:
+        hi = max(hi, int(last.max()) + 1)
     pnl, held = pnl[lo:hi], held[lo:hi]
     equity, returns = equity_curve(pnl, equity0)
-    out = trade_stats(trades)
+    out = _r_stats(book.r if keep is None else book.r[keep])
     out.update(
         {
             "total_return": float(equity[-1] / equity0 - 1.0) if equity.size else 0.0,
@@ -173,9 +242,4 @@ def summarize(
             "bars": int(pnl.size),
         }
     )
-    series = pd.DataFrame(
-        {"pnl": pnl, "equity": equity, "return": returns, "open_positions": held},
-        index=pd.DatetimeIndex(grid[lo:hi], name="bar_time") + delta(timeframe),
-    )
-    series.index.name = "bar_close"
-    return {k: out[k] for k in METRICS}, series
+    return {k: out[k] for k in METRICS}, (lo, hi, pnl, held, equity, returns)

@@ -92,14 +92,13 @@ def walk_forward(universe: Universe, ablation: str | None = None) -> WalkForward
     default = _default_point(cfg, points)
     variants = [ablate(with_values(cfg, p), ablation) for p in points]
     runs = [universe.run(c, td) for c, td in variants]
+    books = [universe.book(run) for run in runs]
 
     trades, picks, rows, signals = [], [], [], []
     for fold in folds(bar_grid, cfg):
         scores = []
-        for run in runs:
-            stats, _ = metrics.summarize(
-                in_window(run.trades, fold.train), bar_grid, closes, fold.train, equity0, tf
-            )
+        for book in books:
+            stats = metrics.summarize_window(book, bar_grid, fold.train, equity0, tf)
             scores.append(objective(stats, r.objective, r.min_train_trades))
         best = int(np.argmax(scores)) if np.isfinite(max(scores)) else default
         if np.isfinite(max(scores)) and scores[default] == scores[best]:
@@ -119,12 +118,10 @@ def walk_forward(universe: Universe, ablation: str | None = None) -> WalkForward
         )
         stats, _ = metrics.summarize(chosen, bar_grid, closes, fold.test, equity0, tf)
         rows.append({"scope": f"fold {fold.number}", **stats})
-        fired = [
-            s
-            for s in runs[best].signals
-            if s.fired and fold.test[0] <= pd.Timestamp(s.bar_time) < fold.test[1]
-        ]
-        signals.extend(fired)
+        fired, when = universe.fired(runs[best])
+        signals.extend(
+            s for s, t in zip(fired, when, strict=True) if fold.test[0].value <= t < fold.test[1].value
+        )
 
     all_folds = folds(bar_grid, cfg)
     oos = pd.concat(trades) if trades else runs[default].trades.iloc[:0].assign(fold=0)

@@ -20,9 +20,13 @@ CONFIRMED, WATCHING, EXPIRED = "confirmed", "watching", "expired"
 EMPTY_CONFIRMATIONS = ["bar_time", "eval_time", "symbol", "bars_after", "passed", "status", "rule"]
 
 
-def _context_at(frame: pd.DataFrame, t: pd.Timestamp) -> dict[str, float | None]:
-    row = frame.loc[t]
-    return {c: None if pd.isna(row[c]) else float(row[c]) for c in rotation.CONTEXT_COLUMNS}
+def _contexts(frame: pd.DataFrame, start: int, stop: int) -> list[dict[str, float | None]]:
+    """The alt's context values (`rotation.CONTEXT_COLUMNS`) on each of the frame's bars start..stop-1."""
+    columns = [frame[c].to_numpy()[start:stop] for c in rotation.CONTEXT_COLUMNS]
+    return [
+        {c: None if pd.isna(v) else float(v) for c, v in zip(rotation.CONTEXT_COLUMNS, values, strict=True)}
+        for values in zip(*columns, strict=True)
+    ]
 
 
 def watch_candidates(
@@ -42,12 +46,14 @@ def watch_candidates(
     for candidate in candidates:
         frame = frames[candidate.symbol]
         start = frame.index.searchsorted(pd.Timestamp(candidate.bar_time))
-        trigger_close = frame["close"].iloc[start]
-        for k, t in enumerate(frame.index[start : start + window_bars + 1]):
-            watched = candidate.model_copy(update={"context": _context_at(frame, t)})
+        close = frame["close"].to_numpy()
+        stop = start + window_bars + 1
+        contexts = _contexts(frame, start, stop)
+        for k, (t, context) in enumerate(zip(frame.index[start:stop], contexts, strict=True)):
+            watched = candidate.model_copy(update={"context": context})
             verdict = confirm.confirm(watched, rule, settings)
             status = CONFIRMED if verdict.passed else (EXPIRED if k == window_bars else WATCHING)
-            moved = (frame.at[t, "close"] / trigger_close - 1.0) * 100.0
+            moved = (close[start + k] / close[start] - 1.0) * 100.0
             rows.append(_confirmation_row(verdict, t, k, status) | {"move_since_trigger_pct": moved})
             if verdict.passed:
                 break
