@@ -13,12 +13,10 @@ import importlib.util
 import time
 from collections import Counter
 
-import yaml
-
-from apex_rotation.config import DEFAULT_CONFIG_PATH, load_config
+from apex_rotation.config import load_config
 from apex_rotation.defs.runner import run_pipeline
 from apex_rotation.timeframes import TIMEFRAMES
-from apex_rotation_tests.services import PROJECT, dagster_dev, graphql
+from apex_rotation_tests.services import PROJECT, dagster_dev, graphql, small_config
 
 _spec = importlib.util.spec_from_file_location("compare_stores", PROJECT / "scripts" / "compare_stores.py")
 compare_stores = importlib.util.module_from_spec(_spec)
@@ -47,12 +45,8 @@ query($id: String!) {
 DONE = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
 
 
-def test_a_ui_backfill_of_every_partition_is_two_runs_and_equals_apex_run(tmp_path):
-    raw = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())
-    raw["basket"]["symbols"] = SYMBOLS
-    raw["synthetic"]["days"] = 90
-    config = tmp_path / "small.yaml"
-    config.write_text(yaml.safe_dump(raw))
+def test_a_ui_backfill_of_every_partition_equals_apex_run(tmp_path):
+    config = small_config(tmp_path, SYMBOLS, 90)
     backfilled = tmp_path / "backfilled"
     env = {"APEX_CONFIG": str(config), "APEX_DATA_DIR": str(backfilled)}
     with dagster_dev(tmp_path / "home", env) as port:
