@@ -64,6 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
     _selection(run)
     run.add_argument("--latest", type=int, default=5, help="candidates to show per timeframe (default 5)")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress lines (one per asset step)")
+    run.add_argument(
+        "--force",
+        action="store_true",
+        help="launch every run even when the store says it would compute nothing (default: such a run is "
+        "skipped, and the progress says so)",
+    )
     refresh = sub.add_parser("refresh", help="fill the store from a source, resample, audit")
     _store_and_config(refresh)
     _source(refresh)
@@ -269,6 +275,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         timeframes=timeframes,
         progress=None if args.quiet else print_step,
+        notify=None if args.quiet else lambda message: print(f"  {message}", file=sys.stderr, flush=True),
+        force=args.force,
     )
     if not result.success:
         print(
@@ -276,7 +284,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
     print(run_summary(store, latest=args.latest, timeframes=timeframes, apex_asset=cfg.basket.apex_assets[0]))
     print(
-        f"\nruns={','.join(result.run_ids)} took={time.perf_counter() - started:.1f}s "
+        f"\nruns={','.join(result.run_ids) or 'none'} took={time.perf_counter() - started:.1f}s "
         f"(steps computing {result.compute_seconds:.1f}s of {result.seconds:.1f}s in Dagster)"
     )
     if result.warnings:

@@ -24,6 +24,18 @@ PROJECT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
 
 
+def small_config(folder: Path, symbols: list[str], days: int) -> Path:
+    """The default config on a smaller synthetic market (`symbols`, `days`), written to `folder`."""
+    from apex_rotation.config import DEFAULT_CONFIG_PATH
+
+    raw = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())
+    raw["basket"]["symbols"] = symbols
+    raw["synthetic"]["days"] = days
+    path = folder / "small.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

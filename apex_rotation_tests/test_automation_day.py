@@ -8,6 +8,7 @@ cursor. The instance is a temporary one; every run really executes against a sma
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 
 import dagster as dg
@@ -211,27 +212,55 @@ def _assert_same_tables(a: ParquetStore, b: ParquetStore) -> None:
             )
 
 
+def _digests(root) -> dict:
+    return {
+        p.relative_to(root): hashlib.blake2b(p.read_bytes()).hexdigest()
+        for p in root.rglob("*.parquet")
+        if ".fingerprints" not in p.parts
+    }
+
+
 def test_a_warm_rerun_skips_everything_and_equals_a_full_run(day_config, tmp_path):
-    """`apex run` twice: the second computes nothing (and says so); deleting a partition recomputes it only."""
+    """`apex run` twice: the second launches no run (and says why), which leaves the store exactly as running
+    it would; new bars at the source or a removed partition launch the data run again, and only what
+    changed is recomputed."""
     cfg = load_config(day_config)
     root = tmp_path / "store"
     first = run_pipeline(cfg, store_root=str(root))
     assert first.success and all("0 unchanged" in s.detail for s in first.steps if s.detail)
+    assert first.skipped == [] and len(first.run_ids) == 2
     before = {p: p.stat().st_mtime_ns for p in root.rglob("*.parquet") if ".fingerprints" not in p.parts}
-    second = run_pipeline(cfg, store_root=str(root))
-    assert second.success
-    assert [s.detail for s in second.steps if s.detail and not s.detail.startswith("0 computed")] == []
-    changed = [p for p, m in before.items() if p.stat().st_mtime_ns != m]
-    # only the source's own tables are rewritten (bars resampled from the 1h base, ground truth)
-    assert {p.relative_to(root).parts[0] for p in changed} <= {"bars", "ground_truth"}
+    said = []
+    second = run_pipeline(cfg, store_root=str(root), notify=said.append)
+    assert second.success and second.run_ids == [] and second.steps == []
+    newest = SyntheticSource(cfg).history_window()[1] + pd.Timedelta(hours=1)
+    assert said == [
+        f"data: nothing new since {newest:%Y-%m-%d %H:%M} UTC, run skipped",
+        said[1],
+    ] and said[1].startswith("signals: inputs unchanged since ")
+    assert [p for p, m in before.items() if p.stat().st_mtime_ns != m] == []  # not a file touched
+    # the skipped runs, launched anyway, compute nothing and leave the same bytes: skipping equals running
+    digests = _digests(root)
+    forced = run_pipeline(cfg, store_root=str(root), force=True)
+    assert forced.success and len(forced.run_ids) == 2 and forced.skipped == []
+    assert [s.detail for s in forced.steps if s.detail and not s.detail.startswith("0 computed")] == []
+    assert _digests(root) == digests
+    # the source has a bar the store lacks: the data run is launched and fetches it
+    store = ParquetStore(root)
+    sol = store.read("bars", "1h", "SOL")
+    store.write("bars", "1h", "SOL", sol.iloc[:-1], meta=store.meta("bars", "1h", "SOL"))
+    fetched = run_pipeline(cfg, store_root=str(root))
+    assert fetched.success and len(fetched.run_ids) == 1 and fetched.skipped[0].startswith("signals:")
+    pd.testing.assert_frame_equal(store.read("bars", "1h", "SOL"), sol)
     # a removed partition is recomputed, and only what depends on it
     (root / "td_state" / "4h" / "SOL.parquet").unlink()
     third = run_pipeline(cfg, store_root=str(root))
     details = {s.step: s.detail for s in third.steps}
     assert details["td_state"] == "1 computed, 8 unchanged"
     assert details["features"] == "0 computed, 9 unchanged"
-    # recomputed to the same bytes: what reads it compares contents, so nothing downstream recomputes
-    assert details["scores"] == "0 computed, 3 unchanged"
+    # recomputed to the same bytes: what reads it compares contents, so the signals run is not launched
+    assert len(third.run_ids) == 1 and "scores" not in details and third.skipped[0].startswith("signals:")
+    assert _digests(root) == digests
     # what the incremental runs left equals a fresh full run
     fresh = tmp_path / "fresh"
     assert run_pipeline(cfg, store_root=str(fresh)).success

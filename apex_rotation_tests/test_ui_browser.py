@@ -12,10 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
-from apex_rotation.config import DEFAULT_CONFIG_PATH
-from apex_rotation_tests.services import CHROMIUM, PROJECT, dagster_dev
+from apex_rotation_tests.services import CHROMIUM, PROJECT, dagster_dev, small_config
 
 pytestmark = pytest.mark.skipif(
     not Path(CHROMIUM).exists(), reason=f"no {CHROMIUM} (bash .ci/setup-system.sh installs Debian's chromium)"
@@ -70,11 +68,7 @@ def test_the_ui_shows_materializations_partitions_and_checks(tmp_path):
     from dagster_graphql import DagsterGraphQLClient
     from playwright.sync_api import sync_playwright
 
-    raw = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())
-    raw["basket"]["symbols"] = SYMBOLS
-    raw["synthetic"]["days"] = 60
-    config = tmp_path / "cfg.yaml"
-    config.write_text(yaml.safe_dump(raw))
+    config = small_config(tmp_path, SYMBOLS, 60)
     env = {"APEX_CONFIG": str(config), "APEX_DATA_DIR": str(tmp_path / "store")}
     shots = tmp_path / "screenshots"
     shots.mkdir()

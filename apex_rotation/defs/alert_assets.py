@@ -9,9 +9,11 @@ from apex_rotation.defs.metadata import basket_metadata, latest_tables
 from apex_rotation.defs.partitions import timeframe_partitions
 from apex_rotation.defs.resources import StoreResource
 from apex_rotation.exec.alerts.delivery import Delivery
+from apex_rotation.exec.alerts.outbox import Outbox
 from apex_rotation.exec.alerts.stage import alert_problems, run_alerts
 from apex_rotation.log import redact_obj
-from apex_rotation.store.tables import ALERTS, CONFIRMATIONS, ROTATION_CANDIDATES, SCORES
+from apex_rotation.store.parquet import ParquetStore
+from apex_rotation.store.tables import ALERTS
 
 GROUP = "exec"
 SCORES_KEY = dg.AssetKey("scores")
@@ -28,6 +30,12 @@ ALERT_COLUMNS = [
     "rr",
     "chart",
 ]
+
+
+def alerts_settled(cfg: AppConfig, store: ParquetStore, outbox: Outbox, timeframe: str) -> bool:
+    """Skip a timeframe only when every alert was delivered and charted: a failed or pending row is retried."""
+    undelivered = [r for r in outbox.rows() if r.timeframe == timeframe and r.state != "sent"]
+    return not undelivered and not alert_problems(store, timeframe, cfg.alerts.deliver_within_bars)
 
 
 def build_alert_assets(cfg: AppConfig) -> list[dg.AssetsDefinition]:
@@ -62,20 +70,13 @@ def build_alert_assets(cfg: AppConfig) -> list[dg.AssetsDefinition]:
                     failed[tf] = [f"{r.alert_id}/{r.channel}: {r.last_error}" for r in rows[:20]]
                 return result.summary(), alert_problems(st, tf, within)
 
-            def settled(tf: str) -> bool:
-                """Skip only when every alert was delivered and charted: a failed or pending row is retried."""
-                undelivered = [r for r in delivery.outbox.rows() if r.timeframe == tf and r.state != "sent"]
-                return not undelivered and not alert_problems(st, tf, within)
-
             report = timeframe_step(
                 st,
                 cfg,
                 "alerts",
                 tfs,
-                reads=(ROTATION_CANDIDATES.name, CONFIRMATIONS.name, SCORES.name),
-                writes=(ALERTS.name,),
                 compute=alert,
-                may_skip=settled,
+                may_skip=lambda tf: alerts_settled(cfg, st, delivery.outbox, tf),
             )
             counts = delivery.outbox.counts()
         report.say(context.log, "alerts")

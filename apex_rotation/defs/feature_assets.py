@@ -15,6 +15,7 @@ from apex_rotation.defs.partitions import SYMBOL_DIM, TIMEFRAME_DIM, split_keys,
 from apex_rotation.defs.resources import StoreResource
 from apex_rotation.features.build import BENCHMARKS
 from apex_rotation.features.compute import compute_features, compute_td_state
+from apex_rotation.store.parquet import ParquetStore
 from apex_rotation.store.tables import AUDITED_BARS, FEATURES, FUNDING, OPEN_INTEREST, TD_STATE
 
 GROUP = "features"
@@ -34,6 +35,28 @@ def own_plus_benchmarks(cfg: AppConfig) -> dg.MultiPartitionMapping:
             ),
             TIMEFRAME_DIM: dg.DimensionPartitionMapping(TIMEFRAME_DIM, dg.IdentityPartitionMapping()),
         }
+    )
+
+
+def features_step(cfg: AppConfig, st: ParquetStore) -> SymbolStep:
+    """features[s|tf] reads audited_bars of s, BTC and ETH at tf, and s's funding and open interest."""
+    bench = [b for b in BENCHMARKS if b in cfg.basket.names]
+    return SymbolStep(
+        Fingerprints(st, "features", cfg),
+        inputs=lambda s, tf: [
+            *(st.path(AUDITED_BARS, tf, x) for x in {s, *bench}),
+            st.path(FUNDING, None, s),
+            st.path(OPEN_INTEREST, None, s),
+        ],
+        output=lambda s, tf: st.path(FEATURES, tf, s),
+    )
+
+
+def td_state_step(cfg: AppConfig, st: ParquetStore) -> SymbolStep:
+    return SymbolStep(
+        Fingerprints(st, "td_state", cfg),
+        inputs=lambda s, tf: [st.path(AUDITED_BARS, tf, s)],
+        output=lambda s, tf: st.path(TD_STATE, tf, s),
     )
 
 
@@ -58,16 +81,7 @@ def build_feature_assets(cfg: AppConfig, audited_bars: dg.AssetsDefinition) -> l
     def features(context: dg.AssetExecutionContext, store: StoreResource) -> dg.MaterializeResult:
         st = store.store
         pairs = split_keys(partitions, context.partition_keys)
-        bench = [b for b in BENCHMARKS if b in cfg.basket.names]
-        step = SymbolStep(
-            Fingerprints(st, "features", cfg),
-            inputs=lambda s, tf: [
-                *(st.path(AUDITED_BARS, tf, x) for x in {s, *bench}),
-                st.path(FUNDING, None, s),
-                st.path(OPEN_INTEREST, None, s),
-            ],
-            output=lambda s, tf: st.path(FEATURES, tf, s),
-        )
+        step = features_step(cfg, st)
         stale, report = step.split(pairs)
         problems = {}
         for tf in sorted({tf for _, tf in stale}):
@@ -97,11 +111,7 @@ def build_feature_assets(cfg: AppConfig, audited_bars: dg.AssetsDefinition) -> l
     def td_state(context: dg.AssetExecutionContext, store: StoreResource) -> dg.MaterializeResult:
         st = store.store
         pairs = split_keys(partitions, context.partition_keys)
-        step = SymbolStep(
-            Fingerprints(st, "td_state", cfg),
-            inputs=lambda s, tf: [st.path(AUDITED_BARS, tf, s)],
-            output=lambda s, tf: st.path(TD_STATE, tf, s),
-        )
+        step = td_state_step(cfg, st)
         stale, report = step.split(pairs)
         problems = {}
         for symbol, tf in stale:

@@ -25,14 +25,23 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
 from apex_rotation.config import AppConfig
 from apex_rotation.store.parquet import ParquetStore
-from apex_rotation.store.tables import BASKET_KEY
+from apex_rotation.store.tables import (
+    ALERTS,
+    BASKET_KEY,
+    BASKET_PROFILE,
+    CONFIRMATIONS,
+    ROTATION_CANDIDATES,
+    SCANNER_QUALITY,
+    SCORES,
+    SIM_TRADES,
+)
 
 FINGERPRINTS_DIR = ".fingerprints"
 PACKAGE = Path(__file__).resolve().parents[1]
@@ -157,6 +166,11 @@ class Fingerprints:
         }
         self._write(self._record_path(timeframe, key), record)
 
+    def recorded_at(self, timeframe: str, key: str) -> float | None:
+        """When the partition was last computed (its record's mtime), None when it has no record."""
+        stat = _stat(self._record_path(timeframe, key))
+        return None if stat is None else stat[1] / 1e9
+
     def forget(self, timeframe: str, key: str) -> None:
         self._record_path(timeframe, key).unlink(missing_ok=True)
 
@@ -179,6 +193,29 @@ def table_files(store: ParquetStore, tables: Iterable[str]) -> list[Path]:
 
 # What every cross-symbol (per-timeframe) step may read besides the signal tables upstream of it.
 DATA_TABLES = ("audited_bars", "features", "td_state", "funding", "open_interest", "ground_truth")
+
+# Each per-timeframe step: the signal tables it reads (besides DATA_TABLES) and the tables it writes. The
+# assets and the pre-launch check (defs/prelaunch.py) both read them from here.
+TIMEFRAME_STEPS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "rotation_candidates": ((), (ROTATION_CANDIDATES.name, BASKET_PROFILE.name)),
+    "confirmations": ((ROTATION_CANDIDATES.name,), (CONFIRMATIONS.name,)),
+    "scanner_quality": ((ROTATION_CANDIDATES.name,), (SCANNER_QUALITY.name,)),
+    "scores": ((ROTATION_CANDIDATES.name, CONFIRMATIONS.name), (SCORES.name,)),
+    "alerts": ((ROTATION_CANDIDATES.name, CONFIRMATIONS.name, SCORES.name), (ALERTS.name,)),
+    "sim_trades": (
+        (ROTATION_CANDIDATES.name, CONFIRMATIONS.name, SCORES.name, ALERTS.name),
+        (SIM_TRADES.name,),
+    ),
+}
+
+
+def timeframe_inputs(store: ParquetStore, asset: str) -> list[Path]:
+    """What a per-timeframe step reads: every file of DATA_TABLES and of its signal tables (conservative)."""
+    return table_files(store, (*DATA_TABLES, *TIMEFRAME_STEPS[asset][0]))
+
+
+def timeframe_outputs(store: ParquetStore, asset: str, timeframe: str) -> list[Path]:
+    return [store.path(table, timeframe, BASKET_KEY) for table in TIMEFRAME_STEPS[asset][1]]
 
 
 @dataclass
@@ -207,19 +244,17 @@ def timeframe_step(
     asset: str,
     timeframes: Iterable[str],
     *,
-    reads: Sequence[str],
-    writes: Sequence[str],
     compute: Callable[[str], tuple[object, object]],
     may_skip: Callable[[str], bool] | None = None,
 ) -> StepReport:
-    """Run `compute(tf) -> (summary, problems)` for every asked timeframe whose inputs (every file of
-    DATA_TABLES and of `reads`, all timeframes: conservative) changed since it was computed; skip the others.
-    `may_skip(tf)` can veto a skip (alerts: an outbox row still to deliver)."""
+    """Run `compute(tf) -> (summary, problems)` for every asked timeframe whose inputs (TIMEFRAME_STEPS)
+    changed since it was computed; skip the others. `may_skip(tf)` can veto a skip (alerts: an outbox row
+    still to deliver)."""
     fp = Fingerprints(store, asset, cfg)
-    inputs = table_files(store, (*DATA_TABLES, *reads))
+    inputs = timeframe_inputs(store, asset)
     report = StepReport()
     for tf in timeframes:
-        outputs = [store.path(table, tf, BASKET_KEY) for table in writes]
+        outputs = timeframe_outputs(store, asset, tf)
         if fp.unchanged(tf, BASKET_KEY, inputs, outputs) and (may_skip is None or may_skip(tf)):
             report.summaries[tf] = "unchanged"
             report.unchanged.append(tf)
@@ -255,6 +290,15 @@ class SymbolStep:
                 stale.append((symbol, tf))
                 report.computed.append(f"{symbol}|{tf}")
         return stale, report
+
+    def all_unchanged(self, pairs: Iterable[tuple[str, str]]) -> bool:
+        """True when no partition of `pairs` would be computed (stops at the first that would)."""
+        return all(
+            self.fingerprints.unchanged(
+                tf, symbol, self.inputs(symbol, tf), [self.output(symbol, tf)], self.extra(symbol, tf)
+            )
+            for symbol, tf in pairs
+        )
 
     def record(self, computed: Iterable[tuple[str, str]], problems: Mapping[str, object]) -> None:
         """Remember the computed partitions that passed their checks (`problems` keyed `symbol|tf`)."""

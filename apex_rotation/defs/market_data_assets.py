@@ -41,6 +41,16 @@ def stored_problems(store: ParquetStore, table: Table, pairs: list[tuple[str, st
     return {key: f"{table.name} {key}: not stored or unreadable" for key, n in rows.items() if n is None}
 
 
+def audited_bars_step(cfg: AppConfig, st: ParquetStore) -> SymbolStep:
+    """audited_bars[s|tf] reads bars[s|1h] and bars[s|tf]; the clock only changes `stale_bars`, which is
+    logged, never stored."""
+    return SymbolStep(
+        Fingerprints(st, "audited_bars", cfg),
+        inputs=lambda s, tf: [st.path(BARS, BASE_TIMEFRAME, s), st.path(BARS, tf, s)],
+        output=lambda s, tf: st.path(AUDITED_BARS, tf, s),
+    )
+
+
 def build_market_data_assets(cfg: AppConfig) -> list[dg.AssetsDefinition]:
     partitions = symbol_timeframe_partitions(cfg)
 
@@ -120,11 +130,7 @@ def build_market_data_assets(cfg: AppConfig) -> list[dg.AssetsDefinition]:
         st = store.store
         pairs = split_keys(partitions, context.partition_keys)
         with source.refresher(cfg, st, now=bar_close_of(context)) as refresher:
-            step = SymbolStep(
-                Fingerprints(st, "audited_bars", cfg),
-                inputs=lambda s, tf: [st.path(BARS, BASE_TIMEFRAME, s), st.path(BARS, tf, s)],
-                output=lambda s, tf: st.path(AUDITED_BARS, tf, s),
-            )  # the clock only changes `stale_bars`, which is logged, never stored
+            step = audited_bars_step(cfg, st)
             stale, report = step.split(pairs)
             fresh = {(r.symbol, r.timeframe): r for r in (refresher.audit(s, tf) for s, tf in stale)}
         reports = [

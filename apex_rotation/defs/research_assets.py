@@ -10,7 +10,6 @@ from apex_rotation.defs.partitions import timeframe_partitions
 from apex_rotation.defs.resources import StoreResource
 from apex_rotation.research import backtest
 from apex_rotation.research import scanner_quality as quality
-from apex_rotation.store.tables import ROTATION_CANDIDATES, SCANNER_QUALITY
 
 GROUP = "research"
 
@@ -58,8 +57,6 @@ def build_research_assets(
             cfg,
             "scanner_quality",
             context.partition_keys,
-            reads=(ROTATION_CANDIDATES.name,),
-            writes=(SCANNER_QUALITY.name,),
             compute=measure,
         )
         report.say(context.log, "scanner_quality")

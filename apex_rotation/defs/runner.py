@@ -22,7 +22,9 @@ from apex_rotation.config import AppConfig
 from apex_rotation.defs.automation import DATA_JOB, SIGNALS_JOB
 from apex_rotation.defs.build import build_definitions
 from apex_rotation.defs.instance import project_instance
+from apex_rotation.defs.prelaunch import data_run_idle, signals_run_idle
 from apex_rotation.defs.resources import STEP_HANDLERS
+from apex_rotation.store.parquet import ParquetStore
 from apex_rotation.timeframes import TIMEFRAMES
 
 # Dagster writes each event to the instance with its own sqlite transaction; a step of 51 partitions emits
@@ -54,6 +56,7 @@ class PipelineRun:
     warnings: list[str] = field(default_factory=list)
     steps: list[StepTime] = field(default_factory=list)
     seconds: float = 0.0  # wall time of the runs (Dagster included)
+    skipped: list[str] = field(default_factory=list)  # runs not launched: nothing to compute, and why
 
     @property
     def compute_seconds(self) -> float:
@@ -127,25 +130,46 @@ def run_pipeline(
     timeframes: Sequence[str] = TIMEFRAMES,
     instance: dg.DagsterInstance | None = None,
     progress: Callable[[StepTime], None] | None = None,
+    notify: Callable[[str], None] | None = None,
+    force: bool = False,
 ) -> PipelineRun:
     """Every basket symbol of `cfg` × the asked timeframes, data job then signals job, one run per contiguous
     block of timeframes (one run each for the default all three), recorded in `instance` (default: the
-    project's instance of this store)."""
+    project's instance of this store).
+
+    A run whose every partition would be skipped is not launched (defs/prelaunch.py; `force` launches it
+    anyway): `notify` hears why ("data: nothing new since …, run skipped"), `PipelineRun.skipped` keeps it."""
     root = str(store_root or cfg.data_root())
-    defs = build_definitions(cfg, store_root=root, source=source, data_dir=data_dir)
-    instance = instance or project_instance(root)
+    store = ParquetStore(root)
     names = cfg.basket.names
     blocks = contiguous_blocks(timeframes)
-    plan = [(DATA_JOB, full_range_tags(f"{names[0]}|{b[0]}", f"{names[-1]}|{b[-1]}")) for b in blocks]
-    plan += [(SIGNALS_JOB, full_range_tags(b[0], b[-1])) for b in blocks]
+    plan = [(DATA_JOB, b, full_range_tags(f"{names[0]}|{b[0]}", f"{names[-1]}|{b[-1]}")) for b in blocks]
+    plan += [(SIGNALS_JOB, b, full_range_tags(b[0], b[-1])) for b in blocks]
     run = PipelineRun(True, [], [])
     run_config = {"loggers": {**QUIET["loggers"], "step_events": {}}}
     started = time.perf_counter()
     os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", EVENT_BATCH_SIZE)
     timer = StepTimer(progress)
     STEP_HANDLERS.append(timer)
+    defs = None
     try:
-        for job_name, tags in plan:
+        for job_name, block, tags in plan:
+            if not force:
+                if job_name == DATA_JOB:
+                    idle = data_run_idle(cfg, store, block, source=source, data_dir=data_dir)
+                else:
+                    idle = signals_run_idle(cfg, store, block)
+                if idle:
+                    label = "data" if job_name == DATA_JOB else "signals"
+                    if block != list(TIMEFRAMES):
+                        label += f" {','.join(block)}"
+                    run.skipped.append(f"{label}: {idle}, run skipped")
+                    if notify:
+                        notify(run.skipped[-1])
+                    continue
+            if defs is None:
+                defs = build_definitions(cfg, store_root=root, source=source, data_dir=data_dir)
+                instance = instance or project_instance(root)
             result = defs.resolve_job_def(job_name).execute_in_process(
                 instance=instance, tags=tags, raise_on_error=False, run_config=run_config
             )

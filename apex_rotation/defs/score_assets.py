@@ -9,7 +9,7 @@ from apex_rotation.defs.metadata import basket_metadata
 from apex_rotation.defs.partitions import TIMEFRAME_DIM, timeframe_partitions
 from apex_rotation.defs.resources import StoreResource
 from apex_rotation.signals.scoring import score_problems, score_timeframe
-from apex_rotation.store.tables import CONFIRMATIONS, ROTATION_CANDIDATES, SCORES
+from apex_rotation.store.tables import SCORES
 
 GROUP = "signals"
 
@@ -62,8 +62,6 @@ def build_score_assets(
             cfg,
             "scores",
             tfs,
-            reads=(ROTATION_CANDIDATES.name, CONFIRMATIONS.name),
-            writes=(SCORES.name,),
             compute=score,
         )
         report.say(context.log, "scores")

@@ -10,7 +10,7 @@ from apex_rotation.defs.partitions import TIMEFRAME_DIM, timeframe_partitions
 from apex_rotation.defs.resources import StoreResource
 from apex_rotation.signals.scanning import scan_timeframe
 from apex_rotation.signals.watching import confirm_history, confirmation_problems, latest_status
-from apex_rotation.store.tables import BASKET_PROFILE, CONFIRMATIONS, ROTATION_CANDIDATES
+from apex_rotation.store.tables import CONFIRMATIONS, ROTATION_CANDIDATES
 
 GROUP = "signals"
 # The signal stages run when their inputs are fresh: after a bar-close data run updates a timeframe's
@@ -61,8 +61,6 @@ def build_signal_assets(cfg: AppConfig, features: dg.AssetsDefinition) -> list[d
             cfg,
             "rotation_candidates",
             tfs,
-            reads=(),
-            writes=(ROTATION_CANDIDATES.name, BASKET_PROFILE.name),
             compute=scan,
         )
         report.say(context.log, "rotation_candidates")
@@ -108,8 +106,6 @@ def build_signal_assets(cfg: AppConfig, features: dg.AssetsDefinition) -> list[d
             cfg,
             "confirmations",
             tfs,
-            reads=(ROTATION_CANDIDATES.name,),
-            writes=(CONFIRMATIONS.name,),
             compute=confirm,
         )
         report.say(context.log, "confirmations")

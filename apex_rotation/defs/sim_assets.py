@@ -9,8 +9,7 @@ from apex_rotation.defs.metadata import basket_metadata
 from apex_rotation.defs.partitions import timeframe_partitions
 from apex_rotation.defs.resources import StoreResource
 from apex_rotation.exec.sim import exports_path, sim_problems, simulate_timeframe
-from apex_rotation.store.tables import ALERTS as ALERTS_TABLE
-from apex_rotation.store.tables import CONFIRMATIONS, ROTATION_CANDIDATES, SCORES, SIM_TRADES
+from apex_rotation.store.tables import SIM_TRADES
 
 GROUP = "exec"
 # The alerts (exec/alerts/) are the fired rows of `scores`, keyed by the same id: the simulator reads the
@@ -49,8 +48,6 @@ def build_sim_assets(cfg: AppConfig) -> list[dg.AssetsDefinition]:
             cfg,
             "sim_trades",
             tfs,
-            reads=(ROTATION_CANDIDATES.name, CONFIRMATIONS.name, SCORES.name, ALERTS_TABLE.name),
-            writes=(SIM_TRADES.name,),
             compute=simulate,
             may_skip=lambda tf: exports_path(st, tf).exists(),
         )

@@ -123,6 +123,51 @@ class StoreRefresher:
         }.values():
             source.close()
 
+    def _last_stored(self, table: str, timeframe: str | None, symbol: str) -> pd.Timestamp | None:
+        """The newest index of a stored partition (the index column only), None when absent or unreadable."""
+        if not self.store.exists(table, timeframe, symbol):
+            return None
+        try:
+            index = self.store.read(table, timeframe, symbol, columns=[]).index
+        except StoreError:
+            return None
+        return index[-1] if len(index) else None
+
+    def nothing_new(self, symbols: Iterable[str]) -> pd.Timestamp | None:
+        """When `refresh` of `symbols` would fetch nothing and only rewrite what is stored (the same bytes):
+        the close of the newest stored 1h bar; None when it might fetch something, or cannot tell.
+
+        Only a source with a fixed history (synthetic, files) can answer without being asked: its window
+        says which bars exist. A live venue may have a new bar, a revised one, funding or an OI snapshot
+        at any time, so for it the answer is always None (refresh)."""
+        if self.source.history_window() is None or self.source.name not in OFFLINE_SOURCES:
+            return None
+        perps = self.perps_source
+        if perps is not None and perps.supports_open_interest and not perps.has_open_interest_history:
+            return None  # a snapshot is appended at every refresh
+        series = []
+        if perps is not None and perps.supports_funding:
+            series.append(FUNDING)
+        if perps is not None and perps.has_open_interest_history:
+            series.append(OPEN_INTEREST)
+        newest = []
+        for symbol in symbols:
+            last = self._last_stored(BARS, BASE_TIMEFRAME, symbol)
+            if last is None or last + delta(BASE_TIMEFRAME) <= self._until():
+                return None  # absent, or the source has newer bars
+            if self.store.meta(BARS, BASE_TIMEFRAME, symbol).get("source") != self.source.name:
+                return None  # another source's bars: a refresh refuses to splice them, and says so
+            for table in series:  # funding/OI are fetched up to `now`
+                stored = self._last_stored(table, None, symbol)
+                if stored is None or stored < self.now:
+                    return None
+            newest.append(last)
+        if getattr(self.source, "ground_truth", None) and not self.store.exists(
+            GROUND_TRUTH, None, self.source.name
+        ):
+            return None
+        return max(newest) + delta(BASE_TIMEFRAME) if newest else None
+
     def refresh_bars(self, symbol: str, timeframes: Sequence[str] = TIMEFRAMES) -> SymbolRefresh:
         """Fetch new 1h bars, merge them into the stored base, rebuild the requested timeframes."""
         tf = BASE_TIMEFRAME
