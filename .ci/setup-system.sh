@@ -17,7 +17,9 @@ if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
 fi
 echo "setup-system: installing ${need[*]}"
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+if ! { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null; }; then
+  echo "setup-system: apt could not install ${need[*]}; their tests will skip (the rest of CI is unaffected)"
+  exit 0
+fi
 # the package may start a cluster of its own: the tests start their own on a free port
 if command -v service >/dev/null 2>&1; then service postgresql stop >/dev/null 2>&1 || true; fi
