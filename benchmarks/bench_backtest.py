@@ -47,15 +47,16 @@ def walk(store_root: Path) -> tuple[float, object, object]:
 
 def ensure_store() -> None:
     from apex_rotation.config import load_config
-    from apex_rotation.ingest.registry import make_source
+    from apex_rotation.ingest.registry import make_perps_source, make_source
     from apex_rotation.research.engine import ensure_features
     from apex_rotation.store.parquet import ParquetStore
     from apex_rotation.store.refresh import StoreRefresher
 
     cfg = load_config()
     store = ParquetStore(STORE)
-    if not store.exists("audited_bars", "1h", "BTC"):
-        with StoreRefresher(cfg, store, make_source(cfg, "synthetic")) as refresher:
+    if not store.exists("funding", None, "BTC"):  # as `apex run` fills it: bars and the perps data
+        source = make_source(cfg, "synthetic")
+        with StoreRefresher(cfg, store, source, perps_source=make_perps_source(cfg, source)) as refresher:
             refresher.refresh_all(cfg.basket.names, ["1h", "4h", "1d"])
     ensure_features(cfg, store, ["1h", "4h", "1d"])
 
