@@ -9,11 +9,16 @@ store at once, whoever launched them (`apex run`, a schedule, the automation sen
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import dagster as dg
 
+from apex_rotation.config import AppConfig
+from apex_rotation.defs.incremental import timeframe_step
+from apex_rotation.defs.metadata import basket_metadata, latest_tables
 from apex_rotation.log import redact_obj
+from apex_rotation.store.parquet import ParquetStore
+from apex_rotation.store.tables import Table
 
 POOL = "apex_store"
 
@@ -56,3 +61,27 @@ def problems_check(
         severity=severity,
         metadata={**metadata, "problems": dg.MetadataValue.json(redact_obj(problems))},
     )
+
+
+def timeframe_result(
+    context: dg.AssetExecutionContext,
+    store: ParquetStore,
+    cfg: AppConfig,
+    check: str,
+    compute: Callable[[str], tuple[object, object]],
+    *,
+    table: Table | None = None,
+    latest_columns: Sequence[str] = (),
+) -> dg.MaterializeResult:
+    """The body every per-timeframe store step shares: compute the asked timeframes whose inputs changed
+    (`compute(tf) -> (summary, problems)`), say what ran, and report the metadata and the one check."""
+    asset = context.assets_def.key.to_user_string()
+    timeframes = context.partition_keys
+    report = timeframe_step(store, cfg, asset, timeframes, compute=compute)
+    report.say(context.log, asset)
+    metadata = {"by_timeframe": dg.MetadataValue.json(report.summaries), **report.metadata()}
+    if table is not None:
+        metadata |= basket_metadata(store, table, timeframes)
+    if latest_columns:
+        metadata |= latest_tables(store, table, timeframes, list(latest_columns))
+    return dg.MaterializeResult(metadata=metadata, check_results=[problems_check(check, report.problems)])

@@ -4,8 +4,7 @@
 import dagster as dg
 
 from apex_rotation.config import AppConfig
-from apex_rotation.defs.declare import check_spec, partitioned_asset, problems_check
-from apex_rotation.defs.incremental import timeframe_step
+from apex_rotation.defs.declare import check_spec, partitioned_asset, timeframe_result
 from apex_rotation.defs.partitions import timeframe_partitions
 from apex_rotation.defs.resources import StoreResource
 from apex_rotation.research import backtest
@@ -52,18 +51,7 @@ def build_research_assets(
             row = quality.scanner_quality(cfg, store.store, tf).iloc[0].to_dict()
             return row, quality_problems(row)
 
-        report = timeframe_step(
-            store.store,
-            cfg,
-            "scanner_quality",
-            context.partition_keys,
-            compute=measure,
-        )
-        report.say(context.log, "scanner_quality")
-        return dg.MaterializeResult(
-            metadata={"by_timeframe": dg.MetadataValue.json(report.summaries), **report.metadata()},
-            check_results=[problems_check("scanner_quality_consistent", report.problems)],
-        )
+        return timeframe_result(context, store.store, cfg, "scanner_quality_consistent", measure)
 
     return [scanner_quality]
 

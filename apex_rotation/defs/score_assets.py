@@ -3,9 +3,7 @@
 import dagster as dg
 
 from apex_rotation.config import AppConfig
-from apex_rotation.defs.declare import check_spec, partitioned_asset, problems_check
-from apex_rotation.defs.incremental import timeframe_step
-from apex_rotation.defs.metadata import basket_metadata
+from apex_rotation.defs.declare import check_spec, partitioned_asset, timeframe_result
 from apex_rotation.defs.partitions import TIMEFRAME_DIM, timeframe_partitions
 from apex_rotation.defs.resources import StoreResource
 from apex_rotation.signals.scoring import score_problems, score_timeframe
@@ -56,22 +54,6 @@ def build_score_assets(
             }
             return counts, score_problems(cfg, store.store, tf)
 
-        tfs = context.partition_keys
-        report = timeframe_step(
-            store.store,
-            cfg,
-            "scores",
-            tfs,
-            compute=score,
-        )
-        report.say(context.log, "scores")
-        return dg.MaterializeResult(
-            metadata={
-                "by_timeframe": dg.MetadataValue.json(report.summaries),
-                **report.metadata(),
-                **basket_metadata(store.store, SCORES, tfs),
-            },
-            check_results=[problems_check("scores_sound", report.problems)],
-        )
+        return timeframe_result(context, store.store, cfg, "scores_sound", score, table=SCORES)
 
     return [scores]

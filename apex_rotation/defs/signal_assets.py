@@ -3,9 +3,7 @@
 import dagster as dg
 
 from apex_rotation.config import AppConfig
-from apex_rotation.defs.declare import check_spec, partitioned_asset, problems_check
-from apex_rotation.defs.incremental import timeframe_step
-from apex_rotation.defs.metadata import basket_metadata, latest_tables
+from apex_rotation.defs.declare import check_spec, partitioned_asset, timeframe_result
 from apex_rotation.defs.partitions import TIMEFRAME_DIM, timeframe_partitions
 from apex_rotation.defs.resources import StoreResource
 from apex_rotation.signals.scanning import scan_timeframe
@@ -55,23 +53,14 @@ def build_signal_assets(cfg: AppConfig, features: dg.AssetsDefinition) -> list[d
             result = scan_timeframe(cfg, store.store, tf)
             return result.summary(), result.gate_violations
 
-        tfs = context.partition_keys
-        report = timeframe_step(
+        return timeframe_result(
+            context,
             store.store,
             cfg,
-            "rotation_candidates",
-            tfs,
-            compute=scan,
-        )
-        report.say(context.log, "rotation_candidates")
-        return dg.MaterializeResult(
-            metadata={
-                "by_timeframe": dg.MetadataValue.json(report.summaries),
-                **report.metadata(),
-                **basket_metadata(store.store, ROTATION_CANDIDATES, tfs),
-                **latest_tables(store.store, ROTATION_CANDIDATES, tfs, CANDIDATE_COLUMNS),
-            },
-            check_results=[problems_check("rotation_candidates_gates", report.problems)],
+            "rotation_candidates_gates",
+            scan,
+            table=ROTATION_CANDIDATES,
+            latest_columns=CANDIDATE_COLUMNS,
         )
 
     @partitioned_asset(
@@ -100,23 +89,14 @@ def build_signal_assets(cfg: AppConfig, features: dg.AssetsDefinition) -> list[d
             }
             return counts, confirmation_problems(cfg, store.store, tf)
 
-        tfs = context.partition_keys
-        report = timeframe_step(
+        return timeframe_result(
+            context,
             store.store,
             cfg,
-            "confirmations",
-            tfs,
-            compute=confirm,
-        )
-        report.say(context.log, "confirmations")
-        return dg.MaterializeResult(
-            metadata={
-                "by_timeframe": dg.MetadataValue.json(report.summaries),
-                **report.metadata(),
-                **basket_metadata(store.store, CONFIRMATIONS, tfs),
-                **latest_tables(store.store, CONFIRMATIONS, tfs, CONFIRMATION_COLUMNS),
-            },
-            check_results=[problems_check("confirmations_consistent", report.problems)],
+            "confirmations_consistent",
+            confirm,
+            table=CONFIRMATIONS,
+            latest_columns=CONFIRMATION_COLUMNS,
         )
 
     return [rotation_candidates, confirmations]
