@@ -1,4 +1,5 @@
-"""The `apex` command line: `apex run`, `refresh`, `audit`, `alerts`, `trades` (`uv run refresh` = `apex refresh`).
+"""The `apex` command line: `apex run`, `refresh`, `audit`, `alerts`, `trades`, `backtest`, `lookahead`, `ui`
+(`uv run refresh` = `apex refresh`).
 
 Exit codes: 0 done (warnings, such as a WARN-severity check or a perps-venue outage, never change it);
 1 the work ran and something failed (a symbol's bars, a step, an ERROR check); 2 refused before any work
@@ -97,6 +98,14 @@ def build_parser() -> argparse.ArgumentParser:
     lookahead.add_argument(
         "--cuts", type=int, help="cut points per timeframe (default: research.lookahead_cuts)"
     )
+    ui = sub.add_parser(
+        "ui",
+        help="the Dagster web UI and daemon (`dg dev`: schedules, automation, backfills) on this store and "
+        "its instance",
+    )
+    _store_and_config(ui)
+    ui.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1)")
+    ui.add_argument("--port", type=int, default=3000, help="port (default 3000)")
     audit = sub.add_parser("audit", help="audit the stored bars per symbol/timeframe")
     _store_and_config(audit)
     _selection(audit)
@@ -383,7 +392,27 @@ def cmd_lookahead(args: argparse.Namespace) -> int:
     return 1 if changes else 0
 
 
+def cmd_ui(args: argparse.Namespace) -> int:
+    """Replace this process with `dg dev` (Ctrl-C reaches it directly), in the project folder (where
+    `[tool.dg]` names the code location), on the store's instance with the Dagster tuning set."""
+    cfg = load_config(args.config)  # a bad config is refused here, not in the code location later
+    root = Path(args.store) if args.store else cfg.data_root()
+    from apex_rotation.defs.instance import PROJECT, ui_environment
+
+    env = ui_environment(root, config=args.config)
+    dg_cli = Path(sys.executable).parent / "dg"
+    print(
+        f"apex ui: http://{args.host}:{args.port} (store {root}, instance {env['DAGSTER_HOME']})",
+        file=sys.stderr,
+        flush=True,
+    )
+    os.chdir(PROJECT)
+    os.execve(dg_cli, [str(dg_cli), "dev", "--host", args.host, "--port", str(args.port)], env)
+    return 0  # not reached
+
+
 COMMANDS = {
+    "ui": cmd_ui,
     "refresh": cmd_refresh,
     "audit": cmd_audit,
     "run": cmd_run,

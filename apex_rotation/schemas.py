@@ -3,7 +3,8 @@
 The pydantic models describe one record and serialise to JSONL (a stored table is a frame, so only the
 records a later stage hands around one by one are models); the pandera schemas describe whole frames
 and are what the Dagster asset checks (and the writers, before they write) enforce. Frames serialise to
-Parquet through the store.
+Parquet through the store. Each schema is built once per argument (`@cache`): nothing modifies a schema,
+and a bar-close run validates some 200 partitions.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from functools import cache
 from pathlib import Path
 from typing import Literal, TypeVar
 
@@ -162,6 +164,7 @@ def _on_grid(timeframe: str):
     return check
 
 
+@cache
 def bars_schema(timeframe: str, audited: bool = False) -> pa.DataFrameSchema:
     """Canonical bars of one timeframe: UTC open-time index on the grid, positive consistent OHLC.
 
@@ -239,6 +242,7 @@ def _bounded(lo: float, hi: float) -> pa.Column:
     return pa.Column("float64", pa.Check.in_range(lo, hi), nullable=True)
 
 
+@cache
 def features_schema() -> pa.DataFrameSchema:
     """A `features` partition: the FeatureRow columns and their ranges (NaN allowed while warming up)."""
     corr_beta = {
@@ -281,6 +285,7 @@ FIB_ZONE_LABELS = ["above", "0-23.6", "23.6-38.2", "38.2-50", "50-61.8", "61.8-7
 TD_TYPES = ["buy", "sell"]
 
 
+@cache
 def td_state_schema() -> pa.DataFrameSchema:
     """A `td_state` partition: the spec's §7 columns and their invariants."""
     kind = {"checks": pa.Check.isin(TD_TYPES), "nullable": True}
@@ -306,6 +311,7 @@ def td_state_schema() -> pa.DataFrameSchema:
     )
 
 
+@cache
 def signals_schema() -> pa.DataFrameSchema:
     """A `rotation_candidates` table: SignalRecord fields, one row per candidate."""
     move = pa.Check.str_matches(r"^[+-]\d+\.\d%$")
@@ -328,6 +334,7 @@ def signals_schema() -> pa.DataFrameSchema:
     )
 
 
+@cache
 def trades_schema() -> pa.DataFrameSchema:
     """Simulated trades (`sim_trades`): TradeRecord fields, one row per alert_id; a filled trade has entry
     and exit prices, exits at or after its entry, enters after its signal bar, and has its stop on the loss
@@ -389,6 +396,7 @@ def trades_schema() -> pa.DataFrameSchema:
     )
 
 
+@cache
 def confirmations_schema(window_bars: int) -> pa.DataFrameSchema:
     """A `confirmations` table: one row per (candidate, watched bar) with a consistent status."""
 
@@ -418,6 +426,7 @@ def confirmations_schema(window_bars: int) -> pa.DataFrameSchema:
     )
 
 
+@cache
 def scores_schema(alert_threshold: float) -> pa.DataFrameSchema:
     """A `scores` table: one row per scored signal (`ScoredSignal.to_row`); a fired signal has a plan, a
     score at or above the alert threshold and no suppression; one that did not fire says why."""
@@ -484,6 +493,7 @@ def scores_schema(alert_threshold: float) -> pa.DataFrameSchema:
     )
 
 
+@cache
 def alerts_schema() -> pa.DataFrameSchema:
     """An `alerts` table: one row per fired signal (the `Alert` payload), unique alert id, a known status."""
     statuses = ["Waiting for retest", "Entry zone", "Invalidated", "Target hit", "Expired"]

@@ -86,14 +86,14 @@ LOCATIONS = "{ workspaceOrError { ... on Workspace { locationEntries { name load
 
 @contextmanager
 def dagster_dev(home: Path, env: dict[str, str], deadline_s: float = 240) -> Iterator[int]:
-    """`dg dev` (webserver and daemon) on a free port with the instance in `home`; yields the port once
-    the code location `apex_rotation` is loaded."""
-    home.mkdir(parents=True, exist_ok=True)
-    config = yaml.safe_load((PROJECT / "dagster.yaml").read_text())
-    (home / "dagster.yaml").write_text(yaml.safe_dump(config))
+    """`apex ui` (`dg dev`: webserver and daemon) on a free port with the instance in `home`; yields the
+    port once the code location `apex_rotation` is loaded."""
+    from apex_rotation.defs.instance import prepare_home
+
+    prepare_home(home)  # the project's instance: the template and the batched event log
     port = free_port()
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "dg"), "dev", "--host", "127.0.0.1", "--port", str(port)],
+    proc = subprocess.Popen(  # `apex ui` is `dg dev` with the project's instance tuning
+        [str(Path(sys.executable).parent / "apex"), "ui", "--host", "127.0.0.1", "--port", str(port)],
         cwd=PROJECT,
         env={**os.environ, **env, "DAGSTER_HOME": str(home)},
         stdout=subprocess.DEVNULL,

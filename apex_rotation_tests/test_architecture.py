@@ -9,7 +9,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "apex_rotation"
 # Lowest first; a module may import its own layer and the layers before it, never a later one.
 LAYERS = [
-    {"timeframes", "bars", "rules", "log", "config", "schemas", "retry"},
+    {"timeframes", "bars", "rules", "log", "config", "schemas", "retry", "parallel"},
     {"ingest"},
     {"store"},
     {"features"},

@@ -25,11 +25,12 @@ import pandas as pd
 from apex_rotation.config import load_config
 from apex_rotation.defs.automation import DATA_JOB, SIGNALS_JOB, bar_close_run_request, closed_timeframes
 from apex_rotation.defs.build import build_definitions
-from apex_rotation.defs.instance import project_instance
+from apex_rotation.defs.instance import apply_tuning, project_instance
 from apex_rotation.defs.partitions import BAR_CLOSE_TAG
 from apex_rotation.defs.resources import STEP_HANDLERS
 from apex_rotation.defs.runner import QUIET, StepTimer, contiguous_blocks, full_range_tags
 from apex_rotation.ingest.synthetic import SyntheticSource
+from apex_rotation.store.parquet import clear_frame_cache
 
 TOOK = re.compile(r"took=([\d.]+)s \(steps computing ([\d.]+)s of ([\d.]+)s in Dagster\)")
 
@@ -68,12 +69,14 @@ def bar_close(root: Path, close: pd.Timestamp) -> tuple[float, float, list[str]]
     started = time.perf_counter()
     request = bar_close_run_request(cfg, close + pd.Timedelta(minutes=2))  # the schedule's one run
     if True:
+        clear_frame_cache()  # each run the daemon launches is a new process: no frame read before
         assert (
             defs.resolve_job_def(DATA_JOB)
             .execute_in_process(instance=instance, tags=request.tags, run_config=config)
             .success
         )
     for block in contiguous_blocks(closed):  # what the automation sensor requests next
+        clear_frame_cache()
         assert (
             defs.resolve_job_def(SIGNALS_JOB)
             .execute_in_process(
@@ -90,7 +93,7 @@ def bar_close(root: Path, close: pd.Timestamp) -> tuple[float, float, list[str]]
 
 
 def main() -> None:
-    os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", "200")
+    apply_tuning()  # as `apex run` and `apex ui` (the daemon and its run workers) set it
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["DAGSTER_HOME"] = str(Path(tmp) / "home")  # never the project's instance
         rows = []

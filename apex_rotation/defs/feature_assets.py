@@ -15,6 +15,7 @@ from apex_rotation.defs.partitions import SYMBOL_DIM, TIMEFRAME_DIM, split_keys,
 from apex_rotation.defs.resources import StoreResource
 from apex_rotation.features.build import BENCHMARKS
 from apex_rotation.features.compute import compute_features, compute_td_state
+from apex_rotation.parallel import map_ordered
 from apex_rotation.store.parquet import ParquetStore
 from apex_rotation.store.tables import AUDITED_BARS, FEATURES, FUNDING, OPEN_INTEREST, TD_STATE
 
@@ -113,10 +114,8 @@ def build_feature_assets(cfg: AppConfig, audited_bars: dg.AssetsDefinition) -> l
         pairs = split_keys(partitions, context.partition_keys)
         step = td_state_step(cfg, st)
         stale, report = step.split(pairs)
-        problems = {}
-        for symbol, tf in stale:
-            if found := compute_td_state(cfg, st, tf, symbol):
-                problems[f"{symbol}|{tf}"] = found
+        found = map_ordered(lambda pair: compute_td_state(cfg, st, pair[1], pair[0]), stale)
+        problems = {f"{s}|{tf}": p for (s, tf), p in zip(stale, found, strict=True) if p}
         step.record(stale, problems)
         report.say(context.log, "td_state")
         return dg.MaterializeResult(

@@ -10,7 +10,6 @@ inputs did not change (defs/incremental.py). Each step is reported as it ends (`
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -21,16 +20,11 @@ import dagster as dg
 from apex_rotation.config import AppConfig
 from apex_rotation.defs.automation import DATA_JOB, SIGNALS_JOB
 from apex_rotation.defs.build import build_definitions
-from apex_rotation.defs.instance import project_instance
+from apex_rotation.defs.instance import apply_tuning, project_instance
 from apex_rotation.defs.prelaunch import data_run_idle, signals_run_idle
 from apex_rotation.defs.resources import STEP_HANDLERS
 from apex_rotation.store.parquet import ParquetStore
 from apex_rotation.timeframes import TIMEFRAMES
-
-# Dagster writes each event to the instance with its own sqlite transaction; a step of 51 partitions emits
-# one materialization event per partition. Batching them (Dagster's own DAGSTER_EVENT_BATCH_SIZE) took a
-# warm `apex run` from 10.2 s to 7.0 s of Dagster time on 2 cores (2026-12-01).
-EVENT_BATCH_SIZE = "200"
 
 # Dagster's console logger prints every event at DEBUG; the CLI shows warnings and the summary only.
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -148,7 +142,7 @@ def run_pipeline(
     run = PipelineRun(True, [], [])
     run_config = {"loggers": {**QUIET["loggers"], "step_events": {}}}
     started = time.perf_counter()
-    os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", EVENT_BATCH_SIZE)
+    apply_tuning()
     timer = StepTimer(progress)
     STEP_HANDLERS.append(timer)
     defs = None

@@ -12,6 +12,7 @@ import pandas as pd
 from apex_rotation.config import AppConfig, TDConfig
 from apex_rotation.features import td
 from apex_rotation.features.build import BENCHMARKS, build_features, model_returns
+from apex_rotation.parallel import map_ordered
 from apex_rotation.schemas import SchemaViolation, validate_frame
 from apex_rotation.store.parquet import ParquetStore
 from apex_rotation.store.tables import AUDITED_BARS, FEATURES, FUNDING, OPEN_INTEREST, TD_STATE
@@ -39,8 +40,8 @@ def compute_features(
         for b in BENCHMARKS
         if b in cfg.basket.names
     }
-    problems: dict[str, list[str]] = {}
-    for symbol in symbols:
+
+    def one(symbol: str) -> list[str]:
         frame = build_features(
             store.read(AUDITED_BARS, timeframe, symbol),
             bench_returns=bench,
@@ -50,11 +51,12 @@ def compute_features(
             open_interest=_optional(store, OPEN_INTEREST, symbol),
         )
         found = schema_problems(FEATURES.schema(timeframe), frame, f"features {symbol} {timeframe}")
-        if found:
-            problems[symbol] = found
-            continue
-        store.write(FEATURES, timeframe, symbol, frame)
-    return problems
+        if not found:
+            store.write(FEATURES, timeframe, symbol, frame)
+        return found
+
+    found = map_ordered(one, symbols)  # partitions are independent: a few at once (apex_rotation/parallel.py)
+    return {symbol: problems for symbol, problems in zip(symbols, found, strict=True) if problems}
 
 
 TD_PERSISTENT = [

@@ -14,6 +14,7 @@ import pandas as pd
 from apex_rotation.config import AppConfig
 from apex_rotation.features.build import BENCHMARKS, CORR_WINDOWS_DAYS
 from apex_rotation.features.loader import load
+from apex_rotation.parallel import map_ordered
 from apex_rotation.schemas import validate_frame
 from apex_rotation.signals import rotation
 from apex_rotation.store.parquet import ParquetStore
@@ -39,8 +40,11 @@ class ScanResult:
 
 
 def load_frames(cfg: AppConfig, store: ParquetStore, timeframe: str) -> dict[str, pd.DataFrame]:
-    """Audited bars joined with features for every basket symbol at one timeframe."""
-    return {s: load(s, timeframe, root=store.root, assets=SIGNAL_INPUTS) for s in cfg.basket.names}
+    """Audited bars joined with features for every basket symbol at one timeframe (read a few at once:
+    decoding Parquet releases the GIL)."""
+    names = cfg.basket.names
+    frames = map_ordered(lambda s: load(s, timeframe, root=store.root, assets=SIGNAL_INPUTS), names)
+    return dict(zip(names, frames, strict=True))
 
 
 def basket_profile(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:

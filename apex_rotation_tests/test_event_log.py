@@ -1,0 +1,109 @@
+"""The batched sqlite event log stores what Dagster's own class stores, in fewer transactions.
+
+The same multi-partition run (one step, several partitions, a check, a failure-free and a failing run) is
+executed on an instance with Dagster's `SqliteEventLogStorage` and on one with
+`BatchedSqliteEventLogStorage`; every question the UI and the automation ask of the event log must get the
+same answer, and the index database must hold the same events.
+"""
+
+import sqlite3
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from apex_rotation.defs.event_log import BatchedSqliteEventLogStorage
+from apex_rotation.defs.instance import DAGSTER_TUNING, prepare_home
+
+PARTITIONS = dg.StaticPartitionsDefinition(["a", "b", "c", "d"])
+
+
+@dg.asset(
+    partitions_def=PARTITIONS,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    check_specs=[dg.AssetCheckSpec("ok", asset="prices")],
+)
+def prices(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    if "d" in context.partition_keys:
+        raise RuntimeError("partition d failed")
+    return dg.MaterializeResult(
+        metadata={"partitions": len(context.partition_keys)},
+        check_results=[dg.AssetCheckResult(check_name="ok", passed=True)],
+    )
+
+
+@dg.asset(partitions_def=PARTITIONS, deps=[prices], backfill_policy=dg.BackfillPolicy.single_run())
+def signals(context: dg.AssetExecutionContext) -> None:
+    context.log.info(f"{len(context.partition_keys)} partitions")
+
+
+def _instance(home: Path, batched: bool) -> dg.DagsterInstance:
+    prepare_home(home)
+    if not batched:  # Dagster's own class: the template alone
+        text = (home / "dagster.yaml").read_text()
+        (home / "dagster.yaml").write_text(text.split("\n# Added by apex for this instance")[0])
+    return dg.DagsterInstance.from_config(str(home))
+
+
+def _run(instance: dg.DagsterInstance, first: str, last: str) -> bool:
+    job = dg.define_asset_job("all", selection=[prices, signals]).resolve(
+        asset_graph=dg.Definitions(assets=[prices, signals]).resolve_asset_graph()
+    )
+    tags = {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
+    return job.execute_in_process(instance=instance, tags=tags, raise_on_error=False).success
+
+
+def _answers(instance: dg.DagsterInstance) -> dict:
+    out = {}
+    for key in (prices.key, signals.key):
+        records = instance.fetch_materializations(key, limit=100).records
+        out[key.to_user_string()] = {
+            "materialized": sorted(instance.get_materialized_partitions(key)),
+            "events": sorted(
+                (r.partition_key, r.asset_materialization.metadata.get("partitions")) for r in records
+            ),
+            "planned": sorted(
+                instance.get_latest_planned_materialization_info(key, p) is not None
+                for p in PARTITIONS.get_partition_keys()
+            ),
+        }
+    check = instance.event_log_storage.get_asset_check_execution_history(
+        dg.AssetCheckKey(prices.key, "ok"), limit=10
+    )
+    out["check"] = sorted(e.status.value for e in check)
+    return out
+
+
+def _index_events(home: Path) -> list[tuple]:
+    with sqlite3.connect(home / "history" / "runs" / "index.db") as con:
+        rows = con.execute(
+            "SELECT dagster_event_type, asset_key, partition FROM event_logs ORDER BY id"
+        ).fetchall()
+    return sorted(rows, key=lambda r: tuple(str(x) for x in r))
+
+
+@pytest.mark.parametrize("planned_subset", ["", "true"])
+def test_the_batched_event_log_answers_as_dagsters_own(tmp_path, monkeypatch, planned_subset):
+    monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", DAGSTER_TUNING["DAGSTER_EVENT_BATCH_SIZE"])
+    monkeypatch.setenv("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", planned_subset)
+    batches = []
+    store_batch = BatchedSqliteEventLogStorage.store_event_batch
+    monkeypatch.setattr(
+        BatchedSqliteEventLogStorage,
+        "store_event_batch",
+        lambda self, evs: (batches.append(len(evs)), store_batch(self, evs)),
+    )
+    answers, events = {}, {}
+    for batched in (False, True):
+        home = tmp_path / ("batched" if batched else "dagster")
+        instance = _instance(home, batched)
+        assert isinstance(instance.event_log_storage, BatchedSqliteEventLogStorage) is batched
+        assert _run(instance, "a", "c")  # one run, three partitions per step
+        assert not _run(instance, "c", "d")  # a failing run
+        answers[batched], events[batched] = _answers(instance), _index_events(home)
+        instance.dispose()
+    assert max(batches) >= 3  # the partitions' materializations went through the batched path
+    assert answers[True] == answers[False]
+    assert answers[True]["prices"]["materialized"] == ["a", "b", "c"]
+    assert events[True] == events[False]
+    assert ("ASSET_MATERIALIZATION", '["signals"]', "b") in events[True]
