@@ -19,7 +19,7 @@ from apex_rotation.config import load_config
 from apex_rotation.ingest.registry import make_source
 from apex_rotation.research import lookahead, metrics
 from apex_rotation.research.backtest import lift_markdown, run_backtest, summary_table
-from apex_rotation.research.engine import Universe, ablate
+from apex_rotation.research.engine import ABLATIONS, Universe, ablate
 from apex_rotation.research.lift import lift_row
 from apex_rotation.signals import scoring, watching
 from apex_rotation.signals.scanning import scan_timeframe
@@ -74,6 +74,25 @@ def test_the_harness_trades_what_the_live_stages_score(small):
         live[key].sort_values("signal_id").reset_index(drop=True),
     )
     assert run.trades["alert_id"].tolist() == [s.signal_id for s in run.signals if s.fired]
+
+
+def test_runs_sharing_the_composers_memos_equal_plain_compositions(small):
+    """One universe runs every ablation (sharing the compositions and `score.evidence` between configs);
+    each run's signals equal `scoring.compose_in_order` with the plain `score.compose` on that config's
+    contexts, built in a universe of its own."""
+    cfg, store = small
+    shared = Universe.load(cfg, store, "4h")
+    variants = [ablate(shared.cfg, off) for off in (None, *ABLATIONS)]
+    runs = [shared.run(variant, td13) for variant, td13 in variants]
+    for (variant, td13), run in zip(variants, runs, strict=True):
+        alone = Universe.load(cfg, store, "4h")
+        inputs = alone.inputs.with_config(variant)
+        contexts = scoring.rotation_contexts(inputs, alone._watch(alone._scan(variant), variant))
+        if td13:
+            contexts += scoring.td13_contexts(inputs, alone.symbols)
+        plain = scoring.compose_in_order(contexts)
+        assert len(plain) == len(run.signals) > 0
+        assert sorted(plain, key=lambda s: s.signal_id) == sorted(run.signals, key=lambda s: s.signal_id)
 
 
 def test_ablations_switch_one_filter_off(small):

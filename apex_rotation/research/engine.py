@@ -10,7 +10,10 @@ and `Universe.run(cfg)` then replays, for that config:
 the very functions the `rotation_candidates`, `confirmations`, `scores` and `sim_trades` assets call, so a
 backtest trades what the live path would have alerted and dry-run. Runs are cached by config, and the TD 13
 stream (which the scanner gates do not touch; the cool-down keeps one per symbol × archetype × direction, so
-the two archetypes never interact) is composed once per scoring config.
+the two archetypes never interact) is composed once per scoring config. Each signal's `score.evidence` (its
+filters' verdicts, technical, rotation and TD blocks, conflict and plan) is computed once for all the
+configs that differ only in what it does not read (the points, rule, regime weights, threshold: most
+ablations), and handed to `score.compose`.
 
 Every signal's inputs are known at its bar's close (tests/test_no_lookahead.py, `apex lookahead`), so one run
 over the whole history, cut by signal time, equals a run per fold on the data up to that fold.
@@ -170,6 +173,7 @@ class Universe:
     _gates: dict = field(default_factory=dict, init=False)  # scan_history's threshold-free arrays
     _watches: dict[tuple, pd.DataFrame] = field(default_factory=dict, init=False)
     _composed: dict[str, dict[tuple, ScoredSignal]] = field(default_factory=dict, init=False)
+    _evidence: dict[str, dict[tuple, score.Evidence]] = field(default_factory=dict, init=False)
     _trades: pd.DataFrame | None = field(default=None, init=False)  # every trade simulated so far
     _traded: dict[tuple, int] = field(default_factory=dict, init=False)  # a signal's row in _trades
     _grid: pd.DatetimeIndex | None = field(default=None, init=False)
@@ -238,6 +242,7 @@ class Universe:
             self._gates,
             self._watches,
             self._composed,
+            self._evidence,
             self._traded,
             self.inputs._parts,
         )
@@ -313,21 +318,19 @@ class Universe:
 
     def _composer(self, cfg: AppConfig):
         """score.compose, memoized per composing config (all but `apex` and `research`, which it does not
-        read): a context equal in everything else (signal, watch, retest, previous fire) is composed once."""
+        read): a context equal in everything else (signal, watch, retest, previous fire) is composed once.
+        Its `score.evidence` is memoized per evidence config (all but `score.EVIDENCE_FREE`), so configs
+        that differ in the points, rule, regime weights or threshold only (most ablations) share it."""
         memo = self._composed.setdefault(_key(cfg, True, exclude={"apex", "research"}), {})
+        known = self._evidence.setdefault(_key(cfg, True, exclude=score.EVIDENCE_FREE), {})
 
         def compose(ctx: SignalContext) -> ScoredSignal:
-            key = (
-                ctx.symbol,
-                ctx.bar_time,
-                ctx.archetype,
-                ctx.direction,
-                ctx.watch,
-                ctx.retest,
-                ctx.previous,
-            )
+            signal = (ctx.symbol, ctx.bar_time, ctx.archetype, ctx.direction, ctx.watch, ctx.retest)
+            key = (*signal, ctx.previous)
             if key not in memo:
-                memo[key] = score.compose(ctx)
+                if signal not in known:
+                    known[signal] = score.evidence(ctx)
+                memo[key] = score.compose(ctx, known[signal])
             return memo[key]
 
         return compose
@@ -366,6 +369,6 @@ class Universe:
         return trades
 
 
-def _key(cfg: AppConfig, trade_td13: bool, exclude: set[str] | None = None) -> str:
+def _key(cfg: AppConfig, trade_td13: bool, exclude: set[str] | dict | None = None) -> str:
     text = cfg.model_dump_json(exclude=exclude or {"research"}) + str(trade_td13)
     return hashlib.sha256(text.encode()).hexdigest()
