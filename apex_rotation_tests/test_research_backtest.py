@@ -21,7 +21,7 @@ from apex_rotation.research import lookahead, metrics
 from apex_rotation.research.backtest import lift_markdown, run_backtest, summary_table
 from apex_rotation.research.engine import ABLATIONS, Universe, ablate
 from apex_rotation.research.lift import lift_row
-from apex_rotation.signals import scoring, watching
+from apex_rotation.signals import rotation, scoring, watching
 from apex_rotation.signals.scanning import scan_timeframe
 from apex_rotation.store.parquet import ParquetStore
 from apex_rotation.store.refresh import StoreRefresher
@@ -77,19 +77,25 @@ def test_the_harness_trades_what_the_live_stages_score(small):
 
 
 def test_runs_sharing_the_composers_memos_equal_plain_compositions(small):
-    """One universe runs every ablation (sharing the compositions and `score.evidence` between configs);
-    each run's signals equal `scoring.compose_in_order` with the plain `score.compose` on that config's
-    contexts, built in a universe of its own."""
+    """One universe runs every ablation (sharing scans, watches, compositions and `score.evidence` between
+    configs); each run's signals equal the live functions' (scan_history, watch_candidates, the contexts,
+    compose_in_order with the plain `score.compose`) on that config alone."""
     cfg, store = small
     shared = Universe.load(cfg, store, "4h")
     variants = [ablate(shared.cfg, off) for off in (None, *ABLATIONS)]
     runs = [shared.run(variant, td13) for variant, td13 in variants]
+    frames = shared.signal_frames()
+    apex = {a: frames[a] for a in cfg.basket.apex_assets}
     for (variant, td13), run in zip(variants, runs, strict=True):
-        alone = Universe.load(cfg, store, "4h")
-        inputs = alone.inputs.with_config(variant)
-        contexts = scoring.rotation_contexts(inputs, alone._watch(alone._scan(variant), variant))
+        candidates = rotation.candidates_from_history(
+            rotation.scan_history(apex, frames, variant, timeframe="4h")
+        )
+        filters = variant.market_filters
+        watches = watching.watch_candidates(candidates, frames, filters, filters.confirm_window_bars)
+        inputs = scoring.Inputs(variant, store, "4h", shared.frames)
+        contexts = scoring.rotation_contexts(inputs, watches)
         if td13:
-            contexts += scoring.td13_contexts(inputs, alone.symbols)
+            contexts += scoring.td13_contexts(inputs, shared.symbols)
         plain = scoring.compose_in_order(contexts)
         assert len(plain) == len(run.signals) > 0
         assert sorted(plain, key=lambda s: s.signal_id) == sorted(run.signals, key=lambda s: s.signal_id)

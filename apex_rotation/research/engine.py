@@ -171,7 +171,8 @@ class Universe:
     _td13: dict[str, list[ScoredSignal]] = field(default_factory=dict, init=False)
     _scans: dict[str, list[rotation.RotationCandidate]] = field(default_factory=dict, init=False)
     _gates: dict = field(default_factory=dict, init=False)  # scan_history's threshold-free arrays
-    _watches: dict[tuple, pd.DataFrame] = field(default_factory=dict, init=False)
+    _watched: dict[str, pd.DataFrame] = field(default_factory=dict, init=False)  # watch rows per settings
+    _watches: dict[tuple, tuple[int, int]] = field(default_factory=dict, init=False)  # a watch's rows there
     _composed: dict[str, dict[tuple, ScoredSignal]] = field(default_factory=dict, init=False)
     _evidence: dict[str, dict[tuple, score.Evidence]] = field(default_factory=dict, init=False)
     _trades: pd.DataFrame | None = field(default=None, init=False)  # every trade simulated so far
@@ -240,6 +241,7 @@ class Universe:
             self._td13,
             self._scans,
             self._gates,
+            self._watched,
             self._watches,
             self._composed,
             self._evidence,
@@ -288,7 +290,9 @@ class Universe:
 
     def _watch(self, candidates: list[rotation.RotationCandidate], cfg: AppConfig) -> pd.DataFrame:
         """watching.watch_candidates on `candidates`, each candidate's watch run once per `market_filters`
-        (a watch reads the candidate's own fields, the alt's bars and the filter settings only)."""
+        (a watch reads the candidate's own fields, the alt's bars and the filter settings only). The rows
+        are kept in one frame per settings, and a run's are taken from it by position (one `take`, not a
+        concat of a slice per candidate)."""
         settings, window = cfg.market_filters, cfg.market_filters.confirm_window_bars
         base = settings.model_dump_json()
 
@@ -307,14 +311,17 @@ class Universe:
         frames = self.signal_frames()
         if todo:
             rows = watching.watch_candidates(todo, frames, settings, window)
-            starts = np.flatnonzero(rows["bars_after"].to_numpy() == 0)  # each watch starts at its trigger
-            for c, a, b in zip(todo, starts, [*starts[1:], len(rows)], strict=True):
-                self._watches[key(c)] = rows.iloc[a:b]
+            kept = self._watched.get(base)
+            offset = 0 if kept is None else len(kept)
+            starts = offset + np.flatnonzero(rows["bars_after"].to_numpy() == 0)  # each starts at its trigger
+            for c, a, b in zip(todo, starts, [*starts[1:], offset + len(rows)], strict=True):
+                self._watches[key(c)] = (a, b)
+            self._watched[base] = rows if kept is None else pd.concat([kept, rows], ignore_index=True)
         if not candidates:
             return watching.watch_candidates([], frames, settings, window)
-        out = pd.concat([self._watches[key(c)] for c in candidates], ignore_index=True)
-        out.index.name = "row"
-        return out
+        spans = [self._watches[key(c)] for c in candidates]
+        out = self._watched[base].take(np.concatenate([np.arange(a, b) for a, b in spans]))
+        return out.reset_index(drop=True).rename_axis("row")
 
     def _composer(self, cfg: AppConfig):
         """score.compose, memoized per composing config (all but `apex` and `research`, which it does not
