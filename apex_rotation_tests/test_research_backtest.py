@@ -4,8 +4,10 @@ the lookahead analysis, and the CLI / Dagster entry points."""
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
+import weakref
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -17,11 +19,11 @@ import pytest
 from apex_rotation.cli import main
 from apex_rotation.config import load_config
 from apex_rotation.ingest.registry import make_source
-from apex_rotation.research import lookahead, metrics
+from apex_rotation.research import lookahead, metrics, walkforward
 from apex_rotation.research.backtest import lift_markdown, run_backtest, summary_table
-from apex_rotation.research.engine import Universe, ablate
-from apex_rotation.research.lift import lift_row
-from apex_rotation.signals import scoring, watching
+from apex_rotation.research.engine import ABLATIONS, Universe, ablate, gc_paused
+from apex_rotation.research.lift import block_indices, lift_row, resampled_sums
+from apex_rotation.signals import rotation, scoring, watching
 from apex_rotation.signals.scanning import scan_timeframe
 from apex_rotation.store.parquet import ParquetStore
 from apex_rotation.store.refresh import StoreRefresher
@@ -74,6 +76,69 @@ def test_the_harness_trades_what_the_live_stages_score(small):
         live[key].sort_values("signal_id").reset_index(drop=True),
     )
     assert run.trades["alert_id"].tolist() == [s.signal_id for s in run.signals if s.fired]
+
+
+def test_runs_sharing_the_composers_memos_equal_plain_compositions(small):
+    """One universe runs every ablation (sharing scans, watches, compositions and `score.evidence` between
+    configs); each run's signals equal the live functions' (scan_history, watch_candidates, the contexts,
+    compose_in_order with the plain `score.compose`) on that config alone."""
+    cfg, store = small
+    shared = Universe.load(cfg, store, "4h")
+    variants = [ablate(shared.cfg, off) for off in (None, *ABLATIONS)]
+    runs = [shared.run(variant, td13) for variant, td13 in variants]
+    frames = shared.signal_frames()
+    apex = {a: frames[a] for a in cfg.basket.apex_assets}
+    for (variant, td13), run in zip(variants, runs, strict=True):
+        candidates = rotation.candidates_from_history(
+            rotation.scan_history(apex, frames, variant, timeframe="4h")
+        )
+        filters = variant.market_filters
+        watches = watching.watch_candidates(candidates, frames, filters, filters.confirm_window_bars)
+        inputs = scoring.Inputs(variant, store, "4h", shared.frames)
+        contexts = scoring.rotation_contexts(inputs, watches)
+        if td13:
+            contexts += scoring.td13_contexts(inputs, shared.symbols)
+        plain = scoring.compose_in_order(contexts)
+        assert len(plain) == len(run.signals) > 0
+        assert sorted(plain, key=lambda s: s.signal_id) == sorted(run.signals, key=lambda s: s.signal_id)
+
+
+def test_window_metrics_from_the_runs_book_equal_summarizing_its_window(small):
+    """walk_forward scores the train windows and summarizes the test folds from the run's `Book`: the same
+    numbers as `summarize` on the window's trades (`in_window`) over that window."""
+    cfg, store = small
+    universe = Universe.load(cfg, store, "4h")
+    run, grid = universe.run(universe.cfg), universe.grid_index()
+    book = universe.book(run)
+    checked = 0
+    for fold in walkforward.folds(grid, cfg):
+        for window in (fold.train, fold.test):
+            trades = walkforward.in_window(run.trades, window)
+            got = metrics.summarize_window(book, grid, window, cfg.sim.equity, "4h")
+            want, _ = metrics.summarize(trades, grid, universe.closes(), window, cfg.sim.equity, "4h")
+            assert pd.Series(got).equals(pd.Series(want))
+            checked += len(metrics.filled(trades))
+    assert checked > 0
+
+
+def test_gc_paused_restores_the_collector_and_leaves_its_cycles_collectable():
+    """gc_paused promotes what its block left alive to the oldest generation, frozen nowhere: a cycle made
+    in the block outlives it (reference counting cannot free it) and the next full collection frees it."""
+
+    class Node:
+        pass
+
+    enabled = gc.isenabled()
+    with gc_paused():
+        assert not gc.isenabled()
+        node = Node()
+        node.me = node
+        ref = weakref.ref(node)
+        del node
+    assert gc.isenabled() == enabled and gc.get_freeze_count() == 0
+    assert ref() is not None
+    gc.collect()
+    assert ref() is None
 
 
 def test_ablations_switch_one_filter_off(small):
@@ -185,6 +250,17 @@ def test_lift_row_bootstrap_on_artificial_trades():
     placebo = lift_row("placebo", _planted(rng, 240, 0.0), _planted(rng, 240, 0.0), stub, seed=2)
     for m in ("sharpe", "hit_rate", "mean_r"):
         assert placebo[f"d_{m}_lo"] < 0 < placebo[f"d_{m}_hi"], m
+
+
+def test_resampled_sums_are_bitwise_numpys_gather_and_sum():
+    """The bootstrap's loop adds the days in numpy's order: the same sums to the last bit, hence the same
+    intervals as `daily[idx].sum(1)`."""
+    rng = np.random.default_rng(3)
+    for days in (1, 7, 541):
+        daily = rng.standard_normal((days, 6)) * 10 ** rng.uniform(-8, 3, (days, 6))
+        daily[:, 0] = rng.integers(0, 7, days)
+        idx = block_indices(days, 5, 300, rng)
+        assert np.array_equal(resampled_sums(daily, idx), daily[idx].sum(1))
 
 
 EDGE_OVERRIDES = {

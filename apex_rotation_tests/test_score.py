@@ -9,6 +9,7 @@ import pytest
 
 from apex_rotation.config import AppConfig
 from apex_rotation.signals.score import (
+    EVIDENCE_FREE,
     BarValues,
     PreviousFire,
     ScoredSignal,
@@ -17,6 +18,7 @@ from apex_rotation.signals.score import (
     TDView,
     Watch,
     compose,
+    evidence,
     signal_id,
 )
 from apex_rotation.signals.scoring import compose_in_order
@@ -235,3 +237,37 @@ def test_stage_applies_the_cooldown_in_time_order(default_config: AppConfig):
     assert [s.fired for s in out] == [True, False, True]  # 10.5 ≥ 9.5 + 1.0: fires again
     assert out[1].suppressed == "cool-down: fired 2 bars ago (≤ 6) at 9.50; 8.50 < 10.50 needed to fire again"
     assert out[2].reasons[-1].detail == "fired 4 bars ago (≤ 6) at 9.50; 10.50 ≥ 10.50 needed to fire again"
+
+
+def _variant(cfg: AppConfig, section: str, **values: object) -> AppConfig:
+    data = cfg.model_dump()
+    data[section] |= values
+    return AppConfig.model_validate(data)
+
+
+def test_evidence_is_shared_by_configs_that_differ_where_it_does_not_read(default_config: AppConfig):
+    """The research harness shares `evidence` by configs equal but for EVIDENCE_FREE: under each such change
+    the evidence is unchanged and composing with the shared one gives what composing alone does."""
+    cfg = default_config
+    points = cfg.score.market.model_dump() | {"volume_spike": 0.0, "funding_hot": 2.0}
+    variants = [
+        _variant(cfg, "score", market=points, alert_threshold=3.0, rescore_margin=0.0),
+        _variant(cfg, "market_filters", rule="breakout"),
+        _variant(cfg, "regime", trend_fade_weight=1.0, block_td_fades_in_trend=True),
+        _variant(cfg, "apex", move_threshold_pct=2.0),
+    ]
+    contexts = [
+        rotation_context(cfg),
+        rotation_context(cfg, previous=PreviousFire(bars_ago=3, score=9.0)),
+        td13_context(cfg),
+        td13_context(cfg, direction="long", regime="trend_up"),
+    ]
+    assert set(EVIDENCE_FREE) == {"apex", "research", "regime", "market_filters", "score"}
+    for ctx in contexts:
+        shared = evidence(ctx)
+        for variant in variants:
+            alike = ctx.model_copy(update={"cfg": variant})
+            assert evidence(alike) == shared
+            assert compose(alike, shared) == compose(alike)
+    no_td = _variant(cfg, "score", td=dict.fromkeys(cfg.score.td.model_dump(), 0.0))
+    assert evidence(td13_context(no_td)) != evidence(td13_context(cfg))  # the TD points are read

@@ -57,6 +57,22 @@ def test_auto_instrument_trades_perps_where_the_venue_pays_funding(default_confi
     assert row.fees_pct == pytest.approx(0.02 + 0.02 * 1.1)  # maker in, maker out
 
 
+def test_store_market_reads_funding_and_venue_once_with_the_stored_values(default_config, tmp_path):
+    """StoreMarket keeps what it read: a second simulation on the same market equals one on a fresh market."""
+    store = _store(tmp_path, venue="hyperliquid")
+    rates = pd.DataFrame({"rate": np.full(6, 0.0001)}, index=T0 + H * np.arange(1, 7)).rename_axis("time")
+    store.write(FUNDING, None, "SOL", rates)
+    market = sim.StoreMarket(store, default_config)
+    first = sim.run([signal()], market=market, cfg=default_config).trades
+    assert market.funding("SOL") is market.funding("SOL")
+    pd.testing.assert_series_equal(market.funding("SOL"), store.read(FUNDING, None, "SOL")["rate"])
+    again = sim.run([signal()], market=market, cfg=default_config).trades
+    fresh = sim.run([signal()], market=sim.StoreMarket(store, default_config), cfg=default_config).trades
+    pd.testing.assert_frame_equal(again, fresh)
+    pd.testing.assert_frame_equal(first, fresh)
+    assert fresh.iloc[0].instrument == "perps" and fresh.iloc[0].funding_pct == pytest.approx(-0.01)
+
+
 def test_run_reads_the_configured_store_by_default(data_dir):
     _store(data_dir)
     report = sim.run([signal()], LIMIT)  # the seed's call: bars, costs and config from the default store

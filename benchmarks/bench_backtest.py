@@ -6,8 +6,12 @@ placebo) over the default synthetic market (17 symbols × 17,520 1h bars, 4h sig
 
 Prints the time in a fresh process (imports, JIT from the numba cache, loading the store, everything) and
 warm (the same walk-forward again in the same process after `Universe.clear()`: every config rescanned,
-rewatched, recomposed and resimulated; the loaded frames and per-symbol arrays kept), then, when vectorbt is installed, `Portfolio.from_signals` on the same entries, exits and
-prices (the harness's filled trades, 1h bars) with the time ratio and the difference in total return.
+rewatched, recomposed and resimulated; the loaded frames and per-symbol arrays kept), then, when vectorbt is
+installed, `Portfolio.from_signals` on the same entries, exits and prices (the harness's filled trades, 1h
+bars) with the time ratio and the difference in total return.
+
+Targets (issue 9): fresh ≤ 8 s, warm ≤ 2 s. Measured 2026-12-01 on the 2-core machine shared with another
+engineer's jobs (load 2.5-3): fresh 4.2-5.7 s, warm 1.3-1.8 s (docs/research.md, "Performance").
 """
 
 from __future__ import annotations

@@ -120,11 +120,14 @@ class FrameMarket:
 
 
 class StoreMarket:
-    """The audited bars, funding and venue of the store (read once per symbol and timeframe)."""
+    """The audited bars, funding and venue of the store, each read once per symbol (and timeframe): the
+    research harness simulates many runs on one market, and a re-read costs more than a run's fills."""
 
     def __init__(self, store: ParquetStore, cfg: AppConfig):
         self.store, self.cfg = store, cfg
         self._bars: dict[tuple[str, str], pd.DataFrame | None] = {}
+        self._funding: dict[str, pd.Series | None] = {}
+        self._instruments: dict[str, Instrument] = {}
 
     def bars(self, symbol: str, timeframe: str) -> pd.DataFrame | None:
         key = (symbol, timeframe)
@@ -135,11 +138,19 @@ class StoreMarket:
         return self._bars[key]
 
     def funding(self, symbol: str) -> pd.Series | None:
-        if not self.store.exists(FUNDING, None, symbol):
-            return None
-        return self.store.read(FUNDING, None, symbol, ["rate"])["rate"]
+        if symbol not in self._funding:
+            rates = None
+            if self.store.exists(FUNDING, None, symbol):
+                rates = self.store.read(FUNDING, None, symbol, ["rate"])["rate"]
+            self._funding[symbol] = rates
+        return self._funding[symbol]
 
     def instrument(self, symbol: str) -> Instrument:
+        if symbol not in self._instruments:
+            self._instruments[symbol] = self._instrument(symbol)
+        return self._instruments[symbol]
+
+    def _instrument(self, symbol: str) -> Instrument:
         if self.cfg.sim.instrument != "auto":
             return self.cfg.sim.instrument
         venue = self.cfg.basket.venue_of(symbol) if symbol in self.cfg.basket.names else None

@@ -10,7 +10,10 @@ and `Universe.run(cfg)` then replays, for that config:
 the very functions the `rotation_candidates`, `confirmations`, `scores` and `sim_trades` assets call, so a
 backtest trades what the live path would have alerted and dry-run. Runs are cached by config, and the TD 13
 stream (which the scanner gates do not touch; the cool-down keeps one per symbol × archetype × direction, so
-the two archetypes never interact) is composed once per scoring config.
+the two archetypes never interact) is composed once per scoring config. Each signal's `score.evidence` (its
+filters' verdicts, technical, rotation and TD blocks, conflict and plan) is computed once for all the
+configs that differ only in what it does not read (the points, rule, regime weights, threshold: most
+ablations), and handed to `score.compose`.
 
 Every signal's inputs are known at its bar's close (tests/test_no_lookahead.py, `apex lookahead`), so one run
 over the whole history, cut by signal time, equals a run per fold on the data up to that fold.
@@ -48,12 +51,19 @@ def gc_paused() -> Iterator[None]:
     """The cyclic garbage collector off for a block, then back as it was. The harness allocates hundreds of
     thousands of short-lived objects (contexts, reasons, signals), which reference counting frees; what they
     trigger are full collections, each traversing every object the loaded universe holds (~0.2 s apiece,
-    0.5-0.9 s of a warm walk-forward), to find the ~1,500 objects a whole backtest leaves in cycles."""
-    enabled = gc.isenabled()
+    0.5-0.9 s of a warm walk-forward), to find the ~1,500 objects a whole backtest leaves in cycles.
+
+    On the way out, what the block left alive (the universe's caches and results, ~400,000 objects) moves to
+    the oldest generation (`freeze` + `unfreeze`, no traversal): else the first young collection after it
+    would traverse them all (~0.1 s). Cycles among them are still found by the next full collection."""
+    enabled, frozen = gc.isenabled(), gc.get_freeze_count()
     gc.disable()
     try:
         yield
     finally:
+        if not frozen:  # `unfreeze` would also thaw what a caller froze
+            gc.freeze()
+            gc.unfreeze()
         if enabled:
             gc.enable()
 
@@ -168,8 +178,10 @@ class Universe:
     _td13: dict[str, list[ScoredSignal]] = field(default_factory=dict, init=False)
     _scans: dict[str, list[rotation.RotationCandidate]] = field(default_factory=dict, init=False)
     _gates: dict = field(default_factory=dict, init=False)  # scan_history's threshold-free arrays
-    _watches: dict[tuple, pd.DataFrame] = field(default_factory=dict, init=False)
+    _watched: dict[str, pd.DataFrame] = field(default_factory=dict, init=False)  # watch rows per settings
+    _watches: dict[tuple, tuple[int, int]] = field(default_factory=dict, init=False)  # a watch's rows there
     _composed: dict[str, dict[tuple, ScoredSignal]] = field(default_factory=dict, init=False)
+    _evidence: dict[str, dict[tuple, score.Evidence]] = field(default_factory=dict, init=False)
     _trades: pd.DataFrame | None = field(default=None, init=False)  # every trade simulated so far
     _traded: dict[tuple, int] = field(default_factory=dict, init=False)  # a signal's row in _trades
     _grid: pd.DatetimeIndex | None = field(default=None, init=False)
@@ -236,8 +248,10 @@ class Universe:
             self._td13,
             self._scans,
             self._gates,
+            self._watched,
             self._watches,
             self._composed,
+            self._evidence,
             self._traded,
             self.inputs._parts,
         )
@@ -283,7 +297,9 @@ class Universe:
 
     def _watch(self, candidates: list[rotation.RotationCandidate], cfg: AppConfig) -> pd.DataFrame:
         """watching.watch_candidates on `candidates`, each candidate's watch run once per `market_filters`
-        (a watch reads the candidate's own fields, the alt's bars and the filter settings only)."""
+        (a watch reads the candidate's own fields, the alt's bars and the filter settings only). The rows
+        are kept in one frame per settings, and a run's are taken from it by position (one `take`, not a
+        concat of a slice per candidate)."""
         settings, window = cfg.market_filters, cfg.market_filters.confirm_window_bars
         base = settings.model_dump_json()
 
@@ -302,32 +318,33 @@ class Universe:
         frames = self.signal_frames()
         if todo:
             rows = watching.watch_candidates(todo, frames, settings, window)
-            starts = np.flatnonzero(rows["bars_after"].to_numpy() == 0)  # each watch starts at its trigger
-            for c, a, b in zip(todo, starts, [*starts[1:], len(rows)], strict=True):
-                self._watches[key(c)] = rows.iloc[a:b]
+            kept = self._watched.get(base)
+            offset = 0 if kept is None else len(kept)
+            starts = offset + np.flatnonzero(rows["bars_after"].to_numpy() == 0)  # each starts at its trigger
+            for c, a, b in zip(todo, starts, [*starts[1:], offset + len(rows)], strict=True):
+                self._watches[key(c)] = (a, b)
+            self._watched[base] = rows if kept is None else pd.concat([kept, rows], ignore_index=True)
         if not candidates:
             return watching.watch_candidates([], frames, settings, window)
-        out = pd.concat([self._watches[key(c)] for c in candidates], ignore_index=True)
-        out.index.name = "row"
-        return out
+        spans = [self._watches[key(c)] for c in candidates]
+        out = self._watched[base].take(np.concatenate([np.arange(a, b) for a, b in spans]))
+        return out.reset_index(drop=True).rename_axis("row")
 
     def _composer(self, cfg: AppConfig):
         """score.compose, memoized per composing config (all but `apex` and `research`, which it does not
-        read): a context equal in everything else (signal, watch, retest, previous fire) is composed once."""
+        read): a context equal in everything else (signal, watch, retest, previous fire) is composed once.
+        Its `score.evidence` is memoized per evidence config (all but `score.EVIDENCE_FREE`), so configs
+        that differ in the points, rule, regime weights or threshold only (most ablations) share it."""
         memo = self._composed.setdefault(_key(cfg, True, exclude={"apex", "research"}), {})
+        known = self._evidence.setdefault(_key(cfg, True, exclude=score.EVIDENCE_FREE), {})
 
         def compose(ctx: SignalContext) -> ScoredSignal:
-            key = (
-                ctx.symbol,
-                ctx.bar_time,
-                ctx.archetype,
-                ctx.direction,
-                ctx.watch,
-                ctx.retest,
-                ctx.previous,
-            )
+            signal = (ctx.symbol, ctx.bar_time, ctx.archetype, ctx.direction, ctx.watch, ctx.retest)
+            key = (*signal, ctx.previous)
             if key not in memo:
-                memo[key] = score.compose(ctx)
+                if signal not in known:
+                    known[signal] = score.evidence(ctx)
+                memo[key] = score.compose(ctx, known[signal])
             return memo[key]
 
         return compose
@@ -366,6 +383,6 @@ class Universe:
         return trades
 
 
-def _key(cfg: AppConfig, trade_td13: bool, exclude: set[str] | None = None) -> str:
+def _key(cfg: AppConfig, trade_td13: bool, exclude: set[str] | dict | None = None) -> str:
     text = cfg.model_dump_json(exclude=exclude or {"research"}) + str(trade_td13)
     return hashlib.sha256(text.encode()).hexdigest()

@@ -22,6 +22,7 @@ import math
 
 import numpy as np
 import pandas as pd
+from numba import njit
 
 from apex_rotation.research import metrics
 from apex_rotation.research.engine import Universe
@@ -77,6 +78,22 @@ def block_indices(n_days: int, block: int, samples: int, rng: np.random.Generato
     return idx.reshape(samples, blocks * block)[:, :n_days]
 
 
+@njit(cache=True)
+def resampled_sums(daily: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """`daily[idx].sum(1)`: each resample's summed day aggregates, without the samples × days × 6 array.
+    The days are added in numpy's order (the first, then each next in turn), so the sums are bitwise the
+    same."""
+    (samples, days), width = idx.shape, daily.shape[1]
+    out = np.empty((samples, width))
+    for s in range(samples):
+        for k in range(width):
+            out[s, k] = daily[idx[s, 0], k]
+        for d in range(1, days):
+            for k in range(width):
+                out[s, k] += daily[idx[s, d], k]
+    return out
+
+
 def lift_row(
     name: str,
     with_filter: tuple[pd.DataFrame, pd.DataFrame],
@@ -100,7 +117,7 @@ def lift_row(
     point = {k: v for k, v in _stats(a.sum(0), bpy).items()}
     other = _stats(b.sum(0), bpy)
     idx = block_indices(len(days), r.bootstrap_block_days, r.bootstrap_samples, np.random.default_rng(seed))
-    boot_a, boot_b = _stats(a[idx].sum(1), bpy), _stats(b[idx].sum(1), bpy)
+    boot_a, boot_b = _stats(resampled_sums(a, idx), bpy), _stats(resampled_sums(b, idx), bpy)
     alpha = (1 - r.confidence) / 2
     for m in DELTAS:
         d = boot_a[m] - boot_b[m]

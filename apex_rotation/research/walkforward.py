@@ -116,7 +116,7 @@ def walk_forward(universe: Universe, ablation: str | None = None) -> WalkForward
                 "objective": scores[best],
             }
         )
-        stats, _ = metrics.summarize(chosen, bar_grid, closes, fold.test, equity0, tf)
+        stats = metrics.summarize_window(books[best], bar_grid, fold.test, equity0, tf)  # of `chosen`
         rows.append({"scope": f"fold {fold.number}", **stats})
         fired, when = universe.fired(runs[best])
         signals.extend(

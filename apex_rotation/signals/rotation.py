@@ -371,6 +371,10 @@ def scan_history(
         catchup = catchup_k[k, rows, j]
         apex_move = apex_move_k[k, rows, j]
         coin_move = coin[rows, j]
+        if ("context", symbol) not in memo:
+            context = basket[symbol].reindex(columns=list(CONTEXT_COLUMNS)).reindex(bars)
+            memo[("context", symbol)] = {c: context[c].to_numpy(dtype="float64") for c in CONTEXT_COLUMNS}
+        context = memo[("context", symbol)]
         part = pd.DataFrame(
             {
                 "bar_time": bars[rows],
@@ -386,13 +390,9 @@ def scan_history(
                 "apex_move_pct": apex_move,
                 "coin_move_pct": coin_move,
                 "expected_catchup_pct": catchup,
+                **{c: context[c][rows] for c in CONTEXT_COLUMNS},
             }
         )
-        if ("context", symbol) not in memo:
-            memo[("context", symbol)] = basket[symbol].reindex(columns=list(CONTEXT_COLUMNS)).reindex(bars)
-        context = memo[("context", symbol)].iloc[rows]
-        for col in CONTEXT_COLUMNS:
-            part[col] = context[col].to_numpy(dtype="float64")
         parts.append(part)
     if not parts:
         return _empty_history(insufficient)

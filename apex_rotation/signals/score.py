@@ -6,7 +6,9 @@ archetype × direction, and the config) fully decides the `ScoredSignal`. Two ar
 `rotation` (a LAGGING_ROTATION candidate whose confirmation watch ended; long) and `td13_exhaustion` (a
 countdown 13 on `td.htf`; buy 13 long, sell 13 short). The blocks, the conflict rule, the cool-down and the
 plan are documented in docs/signals.md ("Composer"); `signals/scoring.py` builds the contexts and writes
-the `scores` table.
+the `scores` table. `compose` weighs a context's `evidence` (the blocks that the points, the rule, the regime
+weights and the threshold do not change); a caller holding it already (the research harness, across
+ablations) hands it in.
 
 CONTRACT (issue 8 base; the composer implements `compose` and the stage that writes the `scores` table).
 `ScoredSignal` is what the alerts (`exec/alerts/`) and the dry-run simulator (`exec/sim.py`) read: one row of
@@ -18,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NamedTuple
 
 import pandas as pd
 from pydantic import AfterValidator, BaseModel, ConfigDict, field_validator
@@ -27,7 +29,7 @@ from apex_rotation.config import AppConfig
 from apex_rotation.signals import regime as regimes
 from apex_rotation.signals import risk
 from apex_rotation.signals import technicals as tech
-from apex_rotation.signals.confirm import evaluate_filters
+from apex_rotation.signals.confirm import FilterResult, evaluate_filters
 from apex_rotation.signals.technicals import CheckResult
 
 Archetype = Literal["rotation", "td13_exhaustion"]
@@ -276,13 +278,12 @@ def _scored(
     return Reason(block=block, name=name, passed=passed, points=points if counts else 0.0, detail=detail)
 
 
-def _market(ctx: SignalContext, cfg: AppConfig) -> list[Reason]:
-    """The five confirmation filters on the signal bar (signals/confirm.py), each worth its points.
+def _market(ctx: SignalContext, cfg: AppConfig, results: dict[str, FilterResult]) -> list[Reason]:
+    """The five confirmation filters' `results` on the signal bar (signals/confirm.py), each worth its points.
 
     A short mirrors the directional ones: a breakout up or a funding flip to positive adds nothing to a
     short, while hot funding (crowded longs) is worth the opposite of its long points."""
     points = cfg.score.market.model_dump()
-    results = evaluate_filters(ctx.bar.__dict__, cfg.market_filters)
     out = []
     for name, res in results.items():
         w = points[name]
@@ -612,7 +613,53 @@ def _cooldown(ctx: SignalContext, cfg: AppConfig, score: float) -> Reason | None
 EPS = 1e-9
 
 
-def compose(context: SignalContext) -> ScoredSignal:
+class Evidence(NamedTuple):
+    """The blocks of a signal's score that neither the market filters' points, the rule, the regime weights,
+    the alert threshold nor a previous fire change (`EVIDENCE_FREE`): what `compose` weighs and judges. The
+    research harness computes them once per signal and shares them by the configs that differ only there."""
+
+    signal_id: str
+    filters: dict[str, FilterResult]  # the confirmation filters on the signal bar, before their points
+    technical: list[Reason]
+    rotation: list[Reason]
+    td: list[Reason]
+    conflict: Reason
+    td_contributes: bool
+    plan: EntryPlan | None
+    no_plan: str  # why there is no plan ("" when there is one)
+
+
+# The config `evidence` does not read (pydantic `exclude` form): configs equal but for these share evidence.
+EVIDENCE_FREE: dict = {
+    "apex": True,
+    "research": True,
+    "regime": True,
+    "market_filters": {"rule"},
+    "score": {"market", "alert_threshold", "rescore_margin"},
+}
+
+
+def evidence(context: SignalContext) -> Evidence:
+    """The evidence blocks of one context (pure, like `compose`; the context's `regime` and `previous` and
+    the `EVIDENCE_FREE` config are not read)."""
+    ctx, cfg = context, context.cfg
+    td = _td(ctx, cfg)
+    td_contributes = ctx.archetype == "td13_exhaustion" or any(r.points > 0 for r in td[:2])
+    plan, no_plan = _plan(ctx, cfg, td_contributes)
+    return Evidence(
+        signal_id=signal_id(ctx.symbol, ctx.timeframe, ctx.bar_time, ctx.archetype),
+        filters=evaluate_filters(ctx.bar.__dict__, cfg.market_filters),
+        technical=_technical(ctx, cfg),
+        rotation=_rotation(ctx, cfg),
+        td=td,
+        conflict=conflict(ctx, cfg),
+        td_contributes=td_contributes,
+        plan=plan,
+        no_plan=no_plan,
+    )
+
+
+def compose(context: SignalContext, known: Evidence | None = None) -> ScoredSignal:
     """Score one signal from its context alone (pure: the same context gives the same ScoredSignal).
 
     Reasons come block by block in a fixed order: narrative, market (5 filters), technical (5 checks, k-of-5,
@@ -620,8 +667,11 @@ def compose(context: SignalContext) -> ScoredSignal:
     LTF agrees), regime (its points are what the weighting took away), conflict, cool-down (when a previous
     fire is within `td.cooldown_bars`). `score` is the sum of every reason's points. It fires when the score
     reaches `score.alert_threshold` and nothing suppresses it; `suppressed` lists every reason it did not.
+    `known` is `evidence(context)` when the caller has it already (computed under a config alike but for
+    `EVIDENCE_FREE`).
     """
     ctx, cfg = context, context.cfg
+    ev = evidence(ctx) if known is None else known
     narrative = [
         Reason(
             block="narrative",
@@ -631,19 +681,12 @@ def compose(context: SignalContext) -> ScoredSignal:
             detail="narrative engine not enabled",
         )
     ]
-    market, technical, rotation, td = (
-        _market(ctx, cfg),
-        _technical(ctx, cfg),
-        _rotation(ctx, cfg),
-        _td(ctx, cfg),
-    )
+    market, technical, rotation, td = _market(ctx, cfg, ev.filters), ev.technical, ev.rotation, ev.td
     blocks = [sum(r.points for r in rs) for rs in (narrative, market, technical, rotation, td)]
     raw = sum(blocks)
     weight, regime_reason = _regime(ctx, cfg, raw)
     score = raw + regime_reason.points
-    clash = conflict(ctx, cfg)
-    td_contributes = ctx.archetype == "td13_exhaustion" or any(r.points > 0 for r in td[:2])
-    plan, no_plan = _plan(ctx, cfg, td_contributes)
+    clash, plan, no_plan = ev.conflict, ev.plan, ev.no_plan
 
     suppressed = []
     if not clash.passed:
@@ -663,7 +706,7 @@ def compose(context: SignalContext) -> ScoredSignal:
             if not cooldown.passed:
                 suppressed.append(f"cool-down: {cooldown.detail}")
     return ScoredSignal(
-        signal_id=signal_id(ctx.symbol, ctx.timeframe, ctx.bar_time, ctx.archetype),
+        signal_id=ev.signal_id,
         symbol=ctx.symbol,
         timeframe=ctx.timeframe,
         bar_time=ctx.bar_time,
@@ -680,7 +723,7 @@ def compose(context: SignalContext) -> ScoredSignal:
         score=score,
         fired=not suppressed,
         suppressed="; ".join(suppressed) or None,
-        td_contributes=td_contributes,
+        td_contributes=ev.td_contributes,
         reasons=reasons,
         plan=plan,
     )
