@@ -30,34 +30,33 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
         return cls(inst_data=inst_data, **config_value)
 
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
-        by_run: dict[str, list[EventLogEntry]] = {}
-        for event in events:
-            by_run.setdefault(event.run_id, []).append(event)
-        for run_id, run_events in by_run.items():
+        inserts = [self.prepare_insert_event(e) for e in events]  # each event serialised once
+        by_run: dict[str, list] = {}
+        for event, insert in zip(events, inserts, strict=True):
+            by_run.setdefault(event.run_id, []).append(insert)
+        for run_id, run_inserts in by_run.items():
             with self.run_connection(run_id) as conn:
-                for event in run_events:
-                    conn.execute(self.prepare_insert_event(event))
+                for insert in run_inserts:
+                    conn.execute(insert)
 
-        asset_events = [e for e in events if _is(e, ASSET_EVENTS)]
-        if asset_events:  # mirrored in the index database, as store_event does, in one transaction
+        asset = [(e, i) for e, i in zip(events, inserts, strict=True) if _is(e, ASSET_EVENTS)]
+        if asset:  # mirrored in the index database, as store_event does, in one transaction
             with self.index_transaction() as conn:
-                for event in asset_events:
-                    with db_result(conn, self.prepare_insert_event(event)) as result:
-                        event_id = result.inserted_primary_key[0]
-                    self._store_asset_event_tags(conn, [event], [event_id])
-                    self._store_asset_event(conn, event, event_id)
+                ids = []
+                for event, insert in asset:
+                    with db_result(conn, insert) as result:
+                        ids.append(result.inserted_primary_key[0])
+                    self._store_asset_event(conn, event, ids[-1])
+                self._store_asset_event_tags(conn, [e for e, _ in asset], ids)
 
-        for event in events:  # rare (a few per step): exactly as store_event
+        for event, insert in zip(events, inserts, strict=True):  # rare (a few per step): as store_event
             if _is(event, ASSET_CHECK_EVENTS):
-                with (
-                    self.index_connection() as conn,
-                    db_result(conn, self.prepare_insert_event(event)) as result,
-                ):
+                with self.index_connection() as conn, db_result(conn, insert) as result:
                     event_id = result.inserted_primary_key[0]
                 self.store_asset_check_event(event, event_id)
             if _is(event, EVENT_TYPE_TO_PIPELINE_RUN_STATUS):
                 with self.index_connection() as conn:
-                    conn.execute(self.prepare_insert_event(event))
+                    conn.execute(insert)
 
 
 def _is(event: EventLogEntry, types) -> bool:

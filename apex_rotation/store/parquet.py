@@ -125,9 +125,9 @@ class ParquetStore:
             raise StoreError(f"no {asset} data for {symbol} {timeframe or ''} at {path}")
         key = (identity, _hashable(columns), start, end)
         if (cached := FRAMES.get(key)) is not None:
-            return cached
+            return _to_frame(*cached)
 
-        def read_partition() -> pd.DataFrame:
+        def read_partition() -> tuple[pa.Table, str]:
             schema = pq.read_schema(path)
             index_name = (schema.metadata or {}).get(INDEX_NAME_KEY, b"index").decode()
             wanted = None if columns is None else [index_name, *[c for c in columns if c != index_name]]
@@ -139,12 +139,11 @@ class ParquetStore:
                 filters.append((index_name, ">=", pd.Timestamp(start)))
             if end is not None:
                 filters.append((index_name, "<=", pd.Timestamp(end)))
-            table = pq.read_table(path, columns=wanted, filters=filters or None)
-            return table.to_pandas().set_index(index_name)
+            return pq.read_table(path, columns=wanted, filters=filters or None), index_name
 
-        frame = self._checked(path, read_partition)
-        FRAMES.put(key, frame)
-        return frame
+        decoded = self._checked(path, read_partition)
+        FRAMES.put(key, decoded)  # the decoded table: immutable, so kept without a copy
+        return _to_frame(*decoded)
 
     def read_or_none(self, asset: str | Table, timeframe: str | None, symbol: str) -> pd.DataFrame | None:
         """The whole partition, or None when it is absent or was corrupt (then quarantined and logged)."""
@@ -221,41 +220,52 @@ def _dictionary_columns(table: pa.Table) -> list[str]:
     return [f.name for f in table.schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
 
 
+def _to_frame(table: pa.Table, index_name: str) -> pd.DataFrame:
+    return table.to_pandas().set_index(index_name)
+
+
 def _hashable(columns: list[str] | None) -> tuple[str, ...] | None:
     return None if columns is None else tuple(columns)
 
 
-class FrameCache:
-    """The frames this process read lately, keyed by the file's identity (path, inode, size, mtime_ns) and
-    the read's arguments, so a partition several steps read in one run is decoded once.
+Cached = pd.DataFrame | tuple[pa.Table, str]
 
-    A write replaces the file (new inode and mtime), a damaged or removed file changes its stat: a cached
-    frame is never served for another version of its file. Callers get a copy (stages add columns to what
-    they read). Bounded by `max_bytes` of frame memory, least recently used out first.
+
+class FrameCache:
+    """What this process read lately, keyed by the file's identity (path, inode, size, mtime_ns) and the
+    read's arguments, so a partition several steps read in one run is decoded once.
+
+    A write replaces the file (new inode and mtime), a damaged or removed file changes its stat: nothing
+    cached is ever served for another version of its file. A read keeps the decoded Arrow table (immutable,
+    no copy; each hit converts it afresh); a DataFrame (`features.load`'s joins) is copied in and out,
+    because stages add columns to what they read. Bounded by `max_bytes`, least recently used out first.
     """
 
     def __init__(self, max_bytes: int):
         self.max_bytes = max_bytes
-        self._frames: OrderedDict[tuple, tuple[pd.DataFrame, int]] = OrderedDict()
+        self._frames: OrderedDict[tuple, tuple[Cached, int]] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
 
-    def get(self, key: tuple) -> pd.DataFrame | None:
+    def get(self, key: tuple) -> Cached | None:
         with self._lock:
             hit = self._frames.get(key)
             if hit is None:
                 return None
             self._frames.move_to_end(key)
-        return hit[0].copy()
+        return hit[0].copy() if isinstance(hit[0], pd.DataFrame) else hit[0]
 
-    def put(self, key: tuple, frame: pd.DataFrame) -> None:
-        size = int(frame.memory_usage(index=True, deep=False).sum())
+    def put(self, key: tuple, value: Cached) -> None:
+        if isinstance(value, pd.DataFrame):
+            size = int(value.memory_usage(index=True, deep=False).sum())
+        else:
+            size = value[0].nbytes
         if size > self.max_bytes:
             return
         with self._lock:
             if key in self._frames:
                 return
-            self._frames[key] = (frame.copy(), size)
+            self._frames[key] = (value.copy() if isinstance(value, pd.DataFrame) else value, size)
             self._bytes += size
             while self._bytes > self.max_bytes:
                 _, (_, dropped) = self._frames.popitem(last=False)
