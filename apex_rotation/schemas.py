@@ -16,6 +16,7 @@ from functools import cache
 from pathlib import Path
 from typing import Literal, TypeVar
 
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 from pydantic import BaseModel, ConfigDict, Field
@@ -128,9 +129,10 @@ UTC_NS = pd.DatetimeTZDtype("ns", "UTC")
 
 
 def _ohlc_consistent(df: pd.DataFrame) -> pd.Series:
-    body_hi = df[["open", "close"]].max(axis=1)
-    body_lo = df[["open", "close"]].min(axis=1)
-    return (df["low"] <= body_lo) & (body_hi <= df["high"])
+    # numpy's elementwise max/min: a row-wise DataFrame reduction took 3 ms per 1h partition
+    o, c = df["open"].to_numpy(), df["close"].to_numpy()
+    body_hi, body_lo = np.fmax(o, c), np.fmin(o, c)
+    return (df["low"] <= body_lo) & (df["high"] >= body_hi)
 
 
 def _close_time_is_open_plus_tf(timeframe: str):

@@ -5,8 +5,10 @@
 Each figure is split into process start + imports, Dagster (run bookkeeping, events, instance writes) and the
 steps' own compute (time inside the asset functions). `apex run` is timed as a user runs it (a new process,
 `python -m apex_rotation.cli run -q`); a bar close is timed in-process as the daemon's run worker would run
-it (imports excluded, shown apart): the data run of each timeframe that closed (its schedule's request),
-then the signal run the automation sensor requests for those timeframes. Stores and the Dagster instance
+it (imports excluded, shown apart; each run starts with an empty frame cache, as a new run worker process
+does): the data run of each timeframe that closed (its schedule's request), then the signal run the
+automation sensor requests for those timeframes. Dagster's tuning (`DAGSTER_TUNING`) is set as `apex run` and
+`apex ui` set it, and the instance is the project's (the batched sqlite event log). Stores and the Dagster instance
 live in a temporary folder. Goals (issue 10, 2 cores): cold ≤ 30 s, warm ≤ 8 s, bar close ≤ 10 s.
 """
 

@@ -34,11 +34,11 @@ def explain(a: Path, b: Path) -> str:
     ma = json.loads((ta.schema.metadata or {}).get(META_KEY, b"{}"))
     mb = json.loads((tb.schema.metadata or {}).get(META_KEY, b"{}"))
     keys = sorted(k for k in set(ma) | set(mb) if ma.get(k) != mb.get(k))
-    return (
-        f"data identical; file metadata differs in {keys}"
-        if keys
-        else "data identical; other metadata differs"
-    )
+    if keys:
+        return f"data identical; file metadata differs in {keys}"
+    if ta.schema.metadata == tb.schema.metadata:
+        return "data and metadata identical; only the Parquet encoding differs"
+    return "data identical; other metadata differs"
 
 
 def compare(before: Path, after: Path) -> list[str]:
