@@ -44,7 +44,7 @@ def compute_features(
     def one(symbol: str) -> list[str]:
         frame = build_features(
             store.read(AUDITED_BARS, timeframe, symbol),
-            bench_returns=bench,
+            bench_returns={b: _own_copy(r) for b, r in bench.items()},
             timeframe=timeframe,
             cfg=cfg,
             funding=_optional(store, FUNDING, symbol),
@@ -57,6 +57,13 @@ def compute_features(
 
     found = map_ordered(one, symbols)  # partitions are independent: a few at once (apex_rotation/parallel.py)
     return {symbol: problems for symbol, problems in zip(symbols, found, strict=True) if problems}
+
+
+def _own_copy(series: pd.Series) -> pd.Series:
+    """A series with its own index object for one thread: pandas builds an index's lookup engine lazily
+    and not thread-safely, and two threads reindexing on one shared index raced into "cannot reindex on an
+    axis with duplicate labels" (real 2024 candles, 2 cores)."""
+    return pd.Series(series.to_numpy(copy=True), index=series.index.copy(deep=True), name=series.name)
 
 
 TD_PERSISTENT = [
