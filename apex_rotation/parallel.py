@@ -1,7 +1,7 @@
 """Independent partitions on a few threads, results in input order.
 
 Why threads help here although Python holds a GIL: most of a partition's time is Parquet decoding and
-encoding, zstd, fsync and numpy kernels, which release it, so a 2-core machine computes two partitions at
+encoding, compression, fsync and numpy kernels, which release it, so a 2-core machine computes two partitions at
 once for the part that matters. Every task writes its own files and returns its result; nothing is shared
 but the store's frame cache, which is locked, and read-only inputs that must not carry pandas objects
 whose lazy caches threads would build at once (an index's lookup engine is one: give each task its own

@@ -41,6 +41,9 @@ NO_TIMEFRAME = "-"
 INDEX_NAME_KEY = b"apex_rotation.index"
 META_KEY = b"apex_rotation.meta"
 QUARANTINE_DIR = ".quarantine"
+# LZ4: a bar close rewrites some 250 partitions and reads them back; against zstd, writing and reading the
+# default market's partitions took 23 + 33 ms instead of 50 + 48 ms per symbol, for files 8 % larger.
+COMPRESSION = "lz4"
 # A writer fills its temp file continuously and renames it within seconds; one untouched this long has no
 # live writer (it was killed), so the next write to the folder removes it.
 STALE_TEMP_SECONDS = 10 * 60
@@ -100,7 +103,7 @@ class ParquetStore:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as fh:
-                pq.write_table(table, fh, compression="zstd", use_dictionary=_dictionary_columns(table))
+                pq.write_table(table, fh, compression=COMPRESSION, use_dictionary=_dictionary_columns(table))
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, path)
