@@ -99,7 +99,9 @@ def test_the_cache_keeps_to_its_memory_bound_least_recently_used_out_first():
     assert cache.get(("b",)) is None
     pd.testing.assert_frame_equal(cache.get(("a",)), frames[0])
     pd.testing.assert_frame_equal(cache.get(("c",)), frames[2])
-    FrameCache(max_bytes=size // 2).put(("big",), frames[0])  # larger than the bound: not kept, no error
+    small = FrameCache(max_bytes=size // 2)
+    small.put(("big",), frames[0])  # larger than the bound: not kept, no error
+    assert small.get(("big",)) is None
 
 
 def test_text_columns_are_dictionary_encoded_and_floats_are_not(tmp_path):

@@ -7,9 +7,9 @@ steps' own compute (time inside the asset functions). `apex run` is timed as a u
 `python -m apex_rotation.cli run -q`); a bar close is timed in-process as the daemon's run worker would run
 it (imports excluded, shown apart; each run starts with an empty frame cache, as a new run worker process
 does): the data run of each timeframe that closed (its schedule's request), then the signal run the
-automation sensor requests for those timeframes. Dagster's tuning (`DAGSTER_TUNING`) is set as `apex run` and
-`apex ui` set it, and the instance is the project's (the batched sqlite event log). Stores and the Dagster instance
-live in a temporary folder. Goals (issue 10, 2 cores): cold ≤ 30 s, warm ≤ 8 s, bar close ≤ 10 s.
+automation sensor requests for those timeframes. Dagster's tuning (`DAGSTER_TUNING`) is set as `apex run`
+and `apex ui` set it, and the instance is the project's (the batched sqlite event log). Stores and the
+Dagster instance live in a temporary folder. Goals (issue 10, 2 cores): cold ≤ 30 s, warm ≤ 8 s, bar close ≤ 10 s.
 """
 
 from __future__ import annotations
@@ -70,13 +70,12 @@ def bar_close(root: Path, close: pd.Timestamp) -> tuple[float, float, list[str]]
     config = {"loggers": {**QUIET["loggers"], "step_events": {}}}
     started = time.perf_counter()
     request = bar_close_run_request(cfg, close + pd.Timedelta(minutes=2))  # the schedule's one run
-    if True:
-        clear_frame_cache()  # each run the daemon launches is a new process: no frame read before
-        assert (
-            defs.resolve_job_def(DATA_JOB)
-            .execute_in_process(instance=instance, tags=request.tags, run_config=config)
-            .success
-        )
+    clear_frame_cache()  # each run the daemon launches is a new process: no frame read before
+    assert (
+        defs.resolve_job_def(DATA_JOB)
+        .execute_in_process(instance=instance, tags=request.tags, run_config=config)
+        .success
+    )
     for block in contiguous_blocks(closed):  # what the automation sensor requests next
         clear_frame_cache()
         assert (

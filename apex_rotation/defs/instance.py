@@ -28,12 +28,23 @@ HOME_DIRNAME = ".dagster_home"
 # * DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS: one "materialization planned" event per asset and
 #   run (the partition range) instead of one per partition: 204 fewer events in a midnight bar-close run.
 #   Dagster's price, documented beside the switch: when such a run fails, its partitions are not marked
-#   failed; they keep their last materialization, and the run shows as failed (README, "Dagster").
+#   failed; they keep their last materialization, and the run shows as failed (README, "One instance").
 # A value already in the environment wins.
 DAGSTER_TUNING = {
     "DAGSTER_EVENT_BATCH_SIZE": "200",
     "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true",
 }
+
+EVENT_LOG_BLOCK = """
+# Added by apex for this instance: Dagster's sqlite event log storing each batch of events in one
+# transaction per database (apex_rotation/defs/event_log.py). Remove this block to use Dagster's own
+# class, and before switching to PostgreSQL storage (docs/deploy.md).
+event_log_storage:
+  module: apex_rotation.defs.event_log
+  class: BatchedSqliteEventLogStorage
+  config:
+    base_dir: {base_dir}
+"""
 
 
 def instance_home(store_root: str | Path) -> Path:
@@ -56,18 +67,6 @@ def prepare_home(home: Path) -> Path:
 def project_instance(store_root: str | Path) -> dg.DagsterInstance:
     """The persistent instance of this store (see the module docstring)."""
     return dg.DagsterInstance.from_config(str(prepare_home(instance_home(store_root))))
-
-
-EVENT_LOG_BLOCK = """
-# Added by apex for this instance: Dagster's sqlite event log storing each batch of events in one
-# transaction per database (apex_rotation/defs/event_log.py). Remove this block to use Dagster's own
-# class, and before switching to PostgreSQL storage (docs/deploy.md).
-event_log_storage:
-  module: apex_rotation.defs.event_log
-  class: BatchedSqliteEventLogStorage
-  config:
-    base_dir: {base_dir}
-"""
 
 
 def apply_tuning() -> None:
