@@ -66,6 +66,13 @@ def test_dagster_only_in_the_dagster_layer_and_nothing_imports_definitions():
     assert [src for src, dst in _imports() if dst == "apex_rotation.definitions"] == []
 
 
+def test_private_dagster_modules_only_in_the_batched_event_log():
+    """No `dagster._…` import except the batched sqlite event log, the one documented exception (README,
+    "One instance"): Dagster has no public batched sqlite storage; `test_event_log.py` pins its behaviour."""
+    private = sorted({src for src, dst in _imports() if dst.startswith("dagster._")})
+    assert private == ["apex_rotation.defs.event_log"]
+
+
 def test_features_and_signals_read_names_from_the_catalog_not_the_refresher():
     offenders = [
         src

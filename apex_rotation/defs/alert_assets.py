@@ -77,6 +77,7 @@ def build_alert_assets(cfg: AppConfig) -> list[dg.AssetsDefinition]:
                 tfs,
                 compute=alert,
                 may_skip=lambda tf: alerts_settled(cfg, st, delivery.outbox, tf),
+                parallel=False,  # sends through one delivery and its outbox
             )
             counts = delivery.outbox.counts()
         report.say(context.log, "alerts")

@@ -14,8 +14,8 @@ from apex_rotation.defs.metadata import table_metadata
 from apex_rotation.defs.partitions import SYMBOL_DIM, TIMEFRAME_DIM, split_keys, symbol_timeframe_partitions
 from apex_rotation.defs.resources import StoreResource
 from apex_rotation.features.build import BENCHMARKS
-from apex_rotation.features.compute import compute_features, compute_td_state
-from apex_rotation.parallel import map_ordered
+from apex_rotation.features.compute import compute_feature_partitions, compute_td_state
+from apex_rotation.parallel import map_partitions
 from apex_rotation.store.parquet import ParquetStore
 from apex_rotation.store.tables import AUDITED_BARS, FEATURES, FUNDING, OPEN_INTEREST, TD_STATE
 
@@ -84,10 +84,8 @@ def build_feature_assets(cfg: AppConfig, audited_bars: dg.AssetsDefinition) -> l
         pairs = split_keys(partitions, context.partition_keys)
         step = features_step(cfg, st)
         stale, report = step.split(pairs)
-        problems = {}
-        for tf in sorted({tf for _, tf in stale}):
-            found = compute_features(cfg, st, tf, [s for s, t in stale if t == tf])
-            problems.update({f"{s}|{tf}": p for s, p in found.items()})
+        found = compute_feature_partitions(cfg, st, stale)
+        problems = {f"{s}|{tf}": p for (s, tf), p in found.items()}
         step.record(stale, problems)
         report.say(context.log, "features")
         return dg.MaterializeResult(
@@ -114,7 +112,7 @@ def build_feature_assets(cfg: AppConfig, audited_bars: dg.AssetsDefinition) -> l
         pairs = split_keys(partitions, context.partition_keys)
         step = td_state_step(cfg, st)
         stale, report = step.split(pairs)
-        found = map_ordered(lambda pair: compute_td_state(cfg, st, pair[1], pair[0]), stale)
+        found = map_partitions(lambda pair: compute_td_state(cfg, st, pair[1], pair[0]), stale, prime=True)
         problems = {f"{s}|{tf}": p for (s, tf), p in zip(stale, found, strict=True) if p}
         step.record(stale, problems)
         report.say(context.log, "td_state")

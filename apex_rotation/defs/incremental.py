@@ -31,6 +31,7 @@ from functools import cache
 from pathlib import Path
 
 from apex_rotation.config import AppConfig
+from apex_rotation.parallel import map_partitions
 from apex_rotation.store.parquet import ParquetStore
 from apex_rotation.store.tables import (
     ALERTS,
@@ -246,26 +247,34 @@ def timeframe_step(
     *,
     compute: Callable[[str], tuple[object, object]],
     may_skip: Callable[[str], bool] | None = None,
+    parallel: bool = True,
 ) -> StepReport:
     """Run `compute(tf) -> (summary, problems)` for every asked timeframe whose inputs (TIMEFRAME_STEPS)
     changed since it was computed; skip the others. `may_skip(tf)` can veto a skip (alerts: an outbox row
-    still to deliver)."""
+    still to deliver). The timeframes are independent and computed a few at once, possibly in worker processes
+    (apex_rotation/parallel.py): `compute` may only write its own tables and return its result. One that
+    does more (sends alerts, logs through Dagster's context) passes `parallel=False`."""
     fp = Fingerprints(store, asset, cfg)
     inputs = timeframe_inputs(store, asset)
     report = StepReport()
+    stale = []
     for tf in timeframes:
-        outputs = timeframe_outputs(store, asset, tf)
-        if fp.unchanged(tf, BASKET_KEY, inputs, outputs) and (may_skip is None or may_skip(tf)):
+        if fp.unchanged(tf, BASKET_KEY, inputs, timeframe_outputs(store, asset, tf)) and (
+            may_skip is None or may_skip(tf)
+        ):
             report.summaries[tf] = "unchanged"
             report.unchanged.append(tf)
-            continue
-        report.summaries[tf], found = compute(tf)
+        else:
+            stale.append(tf)
+    results = map_partitions(compute, stale) if parallel else [compute(tf) for tf in stale]
+    for tf, (summary, found) in zip(stale, results, strict=True):
+        report.summaries[tf] = summary
         report.computed.append(tf)
         if found:
             report.problems[tf] = found
             fp.forget(tf, BASKET_KEY)
         else:
-            fp.record(tf, BASKET_KEY, inputs, outputs)
+            fp.record(tf, BASKET_KEY, inputs, timeframe_outputs(store, asset, tf))
     return report
 
 

@@ -23,7 +23,7 @@ from apex_rotation.defs.partitions import (
 from apex_rotation.defs.resources import SourceResource, StoreResource
 from apex_rotation.ingest.base import SourceError
 from apex_rotation.log import redact_obj
-from apex_rotation.parallel import map_ordered
+from apex_rotation.parallel import map_partitions
 from apex_rotation.store.audit import AuditReport
 from apex_rotation.store.audit_report import rebuild_audit_report
 from apex_rotation.store.parquet import ParquetStore
@@ -133,8 +133,10 @@ def build_market_data_assets(cfg: AppConfig) -> list[dg.AssetsDefinition]:
         with source.refresher(cfg, st, now=bar_close_of(context)) as refresher:
             step = audited_bars_step(cfg, st)
             stale, report = step.split(pairs)
-            by_symbol = group_by_symbol(stale)  # a symbol's 4h/1d audits reuse its 1h one: one thread each
-            audits = map_ordered(lambda s: [refresher.audit(s, tf) for tf in by_symbol[s]], list(by_symbol))
+            by_symbol = group_by_symbol(stale)  # a symbol's 4h/1d audits reuse its 1h one: one task each
+            audits = map_partitions(
+                lambda s: [refresher.audit(s, tf) for tf in by_symbol[s]], list(by_symbol), prime=True
+            )
             fresh = {(r.symbol, r.timeframe): r for reports in audits for r in reports}
         reports = [
             fresh.get((s, tf)) or AuditReport.model_validate(st.meta(AUDITED_BARS, tf, s)) for s, tf in pairs

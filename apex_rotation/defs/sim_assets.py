@@ -50,6 +50,7 @@ def build_sim_assets(cfg: AppConfig) -> list[dg.AssetsDefinition]:
             tfs,
             compute=simulate,
             may_skip=lambda tf: exports_path(st, tf).exists(),
+            parallel=False,  # logs through Dagster's context
         )
         report.say(context.log, "sim_trades")
         found = {name: {tf: p[name] for tf, p in report.problems.items() if name in p} for name in CHECKS}

@@ -12,7 +12,7 @@ import pandas as pd
 from apex_rotation.config import AppConfig, TDConfig
 from apex_rotation.features import td
 from apex_rotation.features.build import BENCHMARKS, build_features, model_returns
-from apex_rotation.parallel import map_ordered
+from apex_rotation.parallel import map_partitions
 from apex_rotation.schemas import SchemaViolation, validate_frame
 from apex_rotation.store.parquet import ParquetStore
 from apex_rotation.store.tables import AUDITED_BARS, FEATURES, FUNDING, OPEN_INTEREST, TD_STATE
@@ -25,7 +25,7 @@ def _optional(store: ParquetStore, asset: str, symbol: str) -> pd.DataFrame | No
 def schema_problems(schema, frame: pd.DataFrame, what: str) -> list[str]:
     """The failed checks of a partition against its pandera schema (empty when it validates)."""
     try:
-        validate_frame(schema, frame, what)
+        validate_frame(schema, frame, what, inplace=True)  # a frame just built here
     except SchemaViolation as exc:
         return [str(exc)]
     return []
@@ -35,16 +35,32 @@ def compute_features(
     cfg: AppConfig, store: ParquetStore, timeframe: str, symbols: list[str]
 ) -> dict[str, list[str]]:
     """Write `features` for `symbols` at one timeframe; returns the problems of partitions not written."""
+    found = compute_feature_partitions(cfg, store, [(symbol, timeframe) for symbol in symbols])
+    return {symbol: problems for (symbol, _), problems in found.items()}
+
+
+def compute_feature_partitions(
+    cfg: AppConfig, store: ParquetStore, pairs: list[tuple[str, str]]
+) -> dict[tuple[str, str], list[str]]:
+    """Write `features` for every (symbol, timeframe); returns the problems of the partitions not written.
+
+    BTC's and ETH's model returns are computed once per timeframe, then the partitions a few at once
+    (apex_rotation/parallel.py): they are independent.
+    """
     bench = {
-        b: model_returns(store.read(AUDITED_BARS, timeframe, b), cfg)
-        for b in BENCHMARKS
-        if b in cfg.basket.names
+        tf: {
+            b: model_returns(store.read(AUDITED_BARS, tf, b), cfg)
+            for b in BENCHMARKS
+            if b in cfg.basket.names
+        }
+        for tf in sorted({tf for _, tf in pairs})
     }
 
-    def one(symbol: str) -> list[str]:
+    def one(pair: tuple[str, str]) -> list[str]:
+        symbol, timeframe = pair
         frame = build_features(
             store.read(AUDITED_BARS, timeframe, symbol),
-            bench_returns={b: _own_copy(r) for b, r in bench.items()},
+            bench_returns={b: _own_copy(r) for b, r in bench[timeframe].items()},
             timeframe=timeframe,
             cfg=cfg,
             funding=_optional(store, FUNDING, symbol),
@@ -55,12 +71,12 @@ def compute_features(
             store.write(FEATURES, timeframe, symbol, frame)
         return found
 
-    found = map_ordered(one, symbols)  # partitions are independent: a few at once (apex_rotation/parallel.py)
-    return {symbol: problems for symbol, problems in zip(symbols, found, strict=True) if problems}
+    found = map_partitions(one, pairs, prime=True)  # the first loads the numba kernels for all
+    return {pair: problems for pair, problems in zip(pairs, found, strict=True) if problems}
 
 
 def _own_copy(series: pd.Series) -> pd.Series:
-    """A series with its own index object for one thread: pandas builds an index's lookup engine lazily
+    """A series with its own index object for one thread (when partitions run on threads): pandas builds an index's lookup engine lazily
     and not thread-safely, and two threads reindexing on one shared index raced into "cannot reindex on an
     axis with duplicate labels" (real 2024 candles, 2 cores)."""
     return pd.Series(series.to_numpy(copy=True), index=series.index.copy(deep=True), name=series.name)

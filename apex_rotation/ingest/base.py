@@ -97,6 +97,10 @@ class MarketDataSource(ABC):
         """The span of open times the source can serve, when it is fixed (synthetic); None for live venues."""
         return None
 
+    #: True when the source holds no connection and may be used from forked worker processes (the offline
+    #: sources): a refresh then fetches a few symbols at once (apex_rotation/parallel.py).
+    fork_safe: bool = False
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release sessions; sources without any keep the default."""
 

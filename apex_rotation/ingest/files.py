@@ -43,6 +43,7 @@ class FilesSource(MarketDataSource):
     """OHLCV from freqtrade feather files and Binance kline CSVs under `data_dir`."""
 
     name = VENUE
+    fork_safe = True  # reads one file per symbol, holds nothing open
 
     def __init__(self, cfg: AppConfig, data_dir: str | Path):
         self.cfg = cfg

@@ -66,6 +66,10 @@ class CorruptPartition(StoreError):
             f"corrupt store file {path} ({size if size is not None else '?'} bytes): {reason}; {where}; "
             "treated as absent until its step rebuilds it"
         )
+        self._size = size
+
+    def __reduce__(self):  # pickles (a partition computed in a worker process raises it to the parent)
+        return type(self), (self.path, self.reason, self._size, self.moved_to)
 
 
 def is_corruption(exc: BaseException) -> bool:

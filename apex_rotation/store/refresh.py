@@ -19,6 +19,7 @@ from apex_rotation.ingest.base import MarketDataSource, SourceError, Unsupported
 from apex_rotation.ingest.clean import clean_ohlcv
 from apex_rotation.ingest.registry import OFFLINE_SOURCES, make_venue_source
 from apex_rotation.log import kv
+from apex_rotation.parallel import map_partitions
 from apex_rotation.schemas import validate_frame
 from apex_rotation.store.audit import AuditReport, audit_bars, log_report
 from apex_rotation.store.audit_report import rebuild_audit_report, write_audit_report
@@ -203,7 +204,7 @@ class StoreRefresher:
         to_write = [t for t in TIMEFRAMES if t in timeframes or (t == tf and changed)]
         for timeframe in to_write:
             frame = resample(base, timeframe)
-            frame = validate_frame(BARS.schema(timeframe), frame, f"bars {symbol} {timeframe}")
+            frame = validate_frame(BARS.schema(timeframe), frame, f"bars {symbol} {timeframe}", inplace=True)
             if timeframe == tf and not changed:
                 result.rows[timeframe] = len(frame)  # nothing changed: leave the file as it is
                 continue
@@ -236,7 +237,9 @@ class StoreRefresher:
             report = report.model_copy(update={"filled": int(audited["filled"].sum())})
         log_report(report)
         if write:
-            audited = validate_frame(AUDITED_BARS.schema(timeframe), audited, f"audited {symbol} {timeframe}")
+            audited = validate_frame(
+                AUDITED_BARS.schema(timeframe), audited, f"audited {symbol} {timeframe}", inplace=True
+            )
             self.store.write(AUDITED_BARS, timeframe, symbol, audited, meta=report.model_dump(mode="json"))
         return report
 
@@ -338,28 +341,50 @@ class StoreRefresher:
         under `<symbol>:perps` and never costs that symbol's spot bars.
         """
         summary = RefreshSummary()
-        for symbol, timeframes in timeframes_by_symbol.items():
-            try:
-                summary.symbols.append(self.refresh_bars(symbol, timeframes))
-                if audit:
-                    summary.reports.extend(self.audit(symbol, tf) for tf in timeframes)
-            except Exception as exc:  # reported per symbol; the run fails at the end
-                log.error("refresh failed", extra=kv(symbol=symbol, error=str(exc)))
-                summary.errors[symbol] = f"{type(exc).__name__}: {exc}"
-            else:
-                try:
-                    self.refresh_perps(symbol)
-                except Exception as exc:
-                    log.error("perps refresh failed", extra=kv(symbol=symbol, error=str(exc)))
-                    summary.errors[f"{symbol}:perps"] = f"{type(exc).__name__}: {exc}"
-            if progress:
-                progress(symbol)
+        items = list(timeframes_by_symbol.items())
+        if progress is None and self._fork_safe():  # symbols are independent: a few at once
+            outcomes = map_partitions(
+                lambda item: self._refresh_symbol(*item, audit=audit), items, prime=True
+            )  # the first symbol here: a generated market is built once, then inherited
+        else:  # a live venue's session is never shared with forked workers; progress as each one ends
+            outcomes = []
+            for symbol, timeframes in items:
+                outcomes.append(self._refresh_symbol(symbol, timeframes, audit=audit))
+                if progress:
+                    progress(symbol)
+        for done, reports, errors in outcomes:
+            summary.symbols.extend([done] if done else [])
+            summary.reports.extend(reports)
+            summary.errors.update(errors)
         try:
             self.snapshot_open_interest([s for s in timeframes_by_symbol if s not in summary.errors])
         except Exception as exc:
             summary.errors["open_interest"] = f"{type(exc).__name__}: {exc}"
         self.write_ground_truth()
         return summary
+
+    def _fork_safe(self) -> bool:
+        return self.source.fork_safe and (self.perps_source is None or self.perps_source.fork_safe)
+
+    def _refresh_symbol(
+        self, symbol: str, timeframes: Sequence[str], audit: bool
+    ) -> tuple[SymbolRefresh | None, list[AuditReport], dict[str, str]]:
+        """One symbol's bars (and audits when asked), then its perps data; failures reported, not raised."""
+        done, reports, errors = None, [], {}
+        try:
+            done = self.refresh_bars(symbol, timeframes)
+            if audit:
+                reports = [self.audit(symbol, tf) for tf in timeframes]
+        except Exception as exc:  # reported per symbol; the run fails at the end
+            log.error("refresh failed", extra=kv(symbol=symbol, error=str(exc)))
+            errors[symbol] = f"{type(exc).__name__}: {exc}"
+        else:
+            try:
+                self.refresh_perps(symbol)
+            except Exception as exc:
+                log.error("perps refresh failed", extra=kv(symbol=symbol, error=str(exc)))
+                errors[f"{symbol}:perps"] = f"{type(exc).__name__}: {exc}"
+        return done, reports, errors
 
     def refresh_all(
         self,

@@ -39,6 +39,7 @@ class SyntheticSource(MarketDataSource):
     supports_funding = True
     supports_open_interest = True
     has_open_interest_history = True
+    fork_safe = True
 
     def __init__(self, cfg: AppConfig):
         self.cfg = cfg
