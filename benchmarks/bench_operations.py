@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -34,6 +35,7 @@ from apex_rotation.defs.runner import QUIET, StepTimer, contiguous_blocks, full_
 from apex_rotation.ingest.synthetic import SyntheticSource
 from apex_rotation.store.parquet import clear_frame_cache
 
+REPEATS = 3  # this VM's timings scatter by ±1 s run to run: each bar close is timed 3 times, median shown
 TOOK = re.compile(r"took=([\d.]+)s \(steps computing ([\d.]+)s of ([\d.]+)s in Dagster\)")
 
 
@@ -51,8 +53,8 @@ def apex_run(store: Path) -> tuple[float, float, float, float]:
     return wall, took, dagster, compute
 
 
-def bar_close(root: Path, close: pd.Timestamp) -> tuple[float, float, list[str]]:
-    """(wall, step compute, timeframes) of the runs one bar close triggers, after a full run one bar earlier."""
+def prepare_bar_close(root: Path, close: pd.Timestamp) -> None:
+    """The store one bar before `close`: a full data run and signal run (not timed)."""
     cfg = load_config()
     defs = build_definitions(cfg, store_root=str(root))
     instance = project_instance(root)
@@ -61,9 +63,16 @@ def bar_close(root: Path, close: pd.Timestamp) -> tuple[float, float, list[str]]
     for job, tags in [
         (DATA_JOB, full_range_tags(f"{names[0]}|1h", f"{names[-1]}|1d")),
         (SIGNALS_JOB, full_range_tags("1h", "1d")),
-    ]:  # the state one bar earlier (not timed)
+    ]:
         tags = {**tags, BAR_CLOSE_TAG: before}
         defs.resolve_job_def(job).execute_in_process(instance=instance, tags=tags, run_config=QUIET)
+
+
+def bar_close(root: Path, close: pd.Timestamp) -> tuple[float, float, list[str]]:
+    """(wall, step compute, timeframes) of the runs one bar close triggers on the store at `root`."""
+    cfg = load_config()
+    defs = build_definitions(cfg, store_root=str(root))
+    instance = project_instance(root)
     closed = closed_timeframes(close)
     timer = StepTimer(None)
     STEP_HANDLERS.append(timer)
@@ -93,11 +102,22 @@ def bar_close(root: Path, close: pd.Timestamp) -> tuple[float, float, list[str]]
     return wall, sum(s.compute for s in timer.steps), closed
 
 
+def repeated_bar_close(root: Path, close: pd.Timestamp, repeats: int) -> list[tuple[float, float, list[str]]]:
+    """The same bar close `repeats` times, each on a fresh copy of the store one bar earlier."""
+    prepare_bar_close(root / "ready", close)
+    runs = []
+    for attempt in range(repeats):
+        copy = root / f"attempt-{attempt}"
+        shutil.copytree(root / "ready", copy)
+        runs.append(bar_close(copy, close))
+    return runs
+
+
 def main() -> None:
     apply_tuning()  # as `apex run` and `apex ui` (the daemon and its run workers) set it
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["DAGSTER_HOME"] = str(Path(tmp) / "home")  # never the project's instance
-        rows = []
+        rows, spreads = [], []
         for label in ("cold apex run", "warm apex run (nothing new)"):
             wall, took, dagster, compute = apex_run(Path(tmp) / "store")
             rows.append(
@@ -108,12 +128,17 @@ def main() -> None:
             ("bar close 1h (17 symbols)", end.floor("1D") - pd.Timedelta(hours=1)),
             ("bar close 00:00 (1h, 4h, 1d)", end.floor("1D")),
         ]:
-            wall, compute, closed = bar_close(Path(tmp) / f"close-{close.hour}", close)
+            runs = repeated_bar_close(Path(tmp) / f"close-{close.hour}", close, REPEATS)
+            walls = sorted(wall for wall, _, _ in runs)
+            wall, compute, closed = sorted(runs)[len(runs) // 2]  # the median run
+            spread = f"best {walls[0]:.1f}, worst {walls[-1]:.1f}"
             rows.append((f"{label} {','.join(closed)}", wall, float("nan"), wall - compute, compute, 10.0))
+            spreads.append(f"{label}: median of {len(runs)} shown; {spread}")
     print(f"{'scenario':<40}{'wall s':>8}{'start+imports':>15}{'Dagster':>9}{'compute':>9}{'goal':>6}")
     for label, wall, imports, dagster, compute, goal in rows:
         imp = "  (in-process)" if imports != imports else f"{imports:15.1f}"
         print(f"{label:<40}{wall:8.1f}{imp:>15}{dagster:9.1f}{compute:9.1f}{goal:6.0f}")
+    print("\n".join(["", *spreads]))
     print(f"\n{os.cpu_count()} cores; Dagster = run bookkeeping and event writes to the sqlite instance")
 
 

@@ -5,11 +5,11 @@ import dagster as dg
 from apex_rotation.config import AppConfig
 from apex_rotation.defs.declare import check_spec, partitioned_asset, problems_check
 from apex_rotation.defs.incremental import timeframe_step
-from apex_rotation.defs.metadata import basket_metadata
+from apex_rotation.defs.metadata import basket_metadata, stored_rows
 from apex_rotation.defs.partitions import timeframe_partitions
 from apex_rotation.defs.resources import StoreResource
 from apex_rotation.exec.sim import exports_path, sim_problems, simulate_timeframe
-from apex_rotation.store.tables import SIM_TRADES
+from apex_rotation.store.tables import BASKET_KEY, SIM_TRADES
 
 GROUP = "exec"
 # The alerts (exec/alerts/) are the fired rows of `scores`, keyed by the same id: the simulator reads the
@@ -37,21 +37,17 @@ def build_sim_assets(cfg: AppConfig) -> list[dg.AssetsDefinition]:
     def sim_trades(context: dg.AssetExecutionContext, store: StoreResource) -> dg.MaterializeResult:
         st, tfs = store.store, context.partition_keys
 
-        def simulate(tf: str):
+        def simulate(tf: str):  # may run in a worker process: returns what the run log says
             sim = simulate_timeframe(cfg, st, tf)
-            context.log.info(f"sim_trades {tf}: {len(sim.trades)} trades, {exports_path(st, tf)}")
             problems = {name: found for name, found in sim_problems(st, tf).items() if found}
             return sim.summary.reset_index().to_dict("records"), problems
 
         report = timeframe_step(
-            st,
-            cfg,
-            "sim_trades",
-            tfs,
-            compute=simulate,
-            may_skip=lambda tf: exports_path(st, tf).exists(),
-            parallel=False,  # logs through Dagster's context
+            st, cfg, "sim_trades", tfs, compute=simulate, may_skip=lambda tf: exports_path(st, tf).exists()
         )
+        for tf in report.computed:
+            trades = stored_rows(st, SIM_TRADES, [(BASKET_KEY, tf)])[f"{BASKET_KEY}|{tf}"]
+            context.log.info(f"sim_trades {tf}: {trades} trades, {exports_path(st, tf)}")
         report.say(context.log, "sim_trades")
         found = {name: {tf: p[name] for tf, p in report.problems.items() if name in p} for name in CHECKS}
         return dg.MaterializeResult(
