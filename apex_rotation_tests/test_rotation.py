@@ -464,3 +464,33 @@ def test_precision_recall_matches_on_time_timeframe_symbol() -> None:
         "precision": 1.0,
         "recall": 1.0,
     }
+
+
+def test_a_timeframe_that_does_not_trigger_writes_the_profile_of_the_joined_frames(tmp_path):
+    """1h does not trigger by default: the scan reads only the profile's corr/beta columns, and writes the
+    same profile and `data_through` as from the full joined frames the trigger timeframes load."""
+    from apex_rotation.features.compute import compute_feature_partitions
+    from apex_rotation.ingest.synthetic import SyntheticSource
+    from apex_rotation.signals.scanning import PROFILE_COLUMNS, basket_profile, load_frames, scan_timeframe
+    from apex_rotation.store.parquet import ParquetStore
+    from apex_rotation.store.refresh import StoreRefresher
+    from apex_rotation.store.tables import BASKET_KEY, BASKET_PROFILE, ROTATION_CANDIDATES
+
+    cfg = load_config(
+        overrides={"basket": {"symbols": ["BTC", "ETH", "SOL", "APT"]}, "synthetic": {"days": 40}}
+    )
+    assert "1h" not in cfg.apex.trigger_timeframes
+    store = ParquetStore(tmp_path)
+    with StoreRefresher(cfg, store, SyntheticSource(cfg)) as refresher:
+        assert refresher.refresh({s: ["1h"] for s in cfg.basket.names}, audit=True).ok
+    assert compute_feature_partitions(cfg, store, [(s, "1h") for s in cfg.basket.names]) == {}
+
+    result = scan_timeframe(cfg, store, "1h")
+    joined = load_frames(cfg, store, "1h")
+    assert len(PROFILE_COLUMNS) == 8 and all(c in joined["SOL"] for c in PROFILE_COLUMNS)
+    expected = basket_profile(joined)
+    pd.testing.assert_frame_equal(result.profile, expected, check_exact=True)
+    pd.testing.assert_frame_equal(store.read(BASKET_PROFILE, "1h", BASKET_KEY), expected, check_exact=True)
+    meta = store.meta(ROTATION_CANDIDATES, "1h", BASKET_KEY)
+    assert meta["data_through"] == joined["BTC"].index[-1].isoformat() and not meta["triggers"]
+    assert result.candidates.empty

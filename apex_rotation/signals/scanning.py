@@ -18,7 +18,14 @@ from apex_rotation.parallel import map_ordered
 from apex_rotation.schemas import validate_frame
 from apex_rotation.signals import rotation
 from apex_rotation.store.parquet import ParquetStore
-from apex_rotation.store.tables import BASKET_KEY, BASKET_PROFILE, ROTATION_CANDIDATES, SIGNAL_INPUTS
+from apex_rotation.store.tables import (
+    AUDITED_BARS,
+    BASKET_KEY,
+    BASKET_PROFILE,
+    FEATURES,
+    ROTATION_CANDIDATES,
+    SIGNAL_INPUTS,
+)
 
 EPS = 1e-9
 
@@ -47,6 +54,21 @@ def load_frames(cfg: AppConfig, store: ParquetStore, timeframe: str) -> dict[str
     return dict(zip(names, frames, strict=True))
 
 
+PROFILE_COLUMNS = [
+    f"{kind}_{bench.lower()}_{days}"
+    for kind in ("corr", "beta")
+    for bench in BENCHMARKS
+    for days in CORR_WINDOWS_DAYS
+]
+
+
+def load_profile_columns(cfg: AppConfig, store: ParquetStore, timeframe: str) -> dict[str, pd.DataFrame]:
+    """The corr/beta columns of every basket symbol's features: all `basket_profile` reads."""
+    names = cfg.basket.names
+    frames = map_ordered(lambda s: store.read(FEATURES, timeframe, s, columns=PROFILE_COLUMNS), names)
+    return dict(zip(names, frames, strict=True))
+
+
 def basket_profile(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Each symbol's corr/beta vs BTC and ETH: the latest value and the history's median."""
     rows = {}
@@ -55,7 +77,7 @@ def basket_profile(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
         for kind in ("corr", "beta"):
             for bench in BENCHMARKS:
                 for days in CORR_WINDOWS_DAYS:
-                    col = f"{kind}_{bench.lower()}_{days}"
+                    col = f"{kind}_{bench.lower()}_{days}"  # one of PROFILE_COLUMNS
                     series = frame[col].dropna()
                     row[f"{col}_last"] = float(series.iloc[-1]) if len(series) else float("nan")
                     row[f"{col}_median"] = float(series.median()) if len(series) else float("nan")
@@ -82,14 +104,17 @@ def scan_timeframe(cfg: AppConfig, store: ParquetStore, timeframe: str) -> ScanR
 
     Only `apex.trigger_timeframes` (4h and 1d by default) trigger; another timeframe gets an empty table.
     """
-    frames = load_frames(cfg, store, timeframe)
-    apex_frames = {a: frames[a] for a in cfg.basket.apex_assets}
     if timeframe in cfg.apex.trigger_timeframes:
+        frames = load_frames(cfg, store, timeframe)
+        apex_frames = {a: frames[a] for a in cfg.basket.apex_assets}
         history = rotation.scan_history(
             apex_frames, frames, cfg.apex, timeframe=timeframe, corr_window_days=cfg.apex.corr_window_days
         )
-    else:
+        data_through = frames[cfg.basket.apex_assets[0]].index[-1]
+    else:  # nothing to scan: the profile's columns only (a 1h close read 17 joined frames for 8 columns)
+        frames = load_profile_columns(cfg, store, timeframe)
         history = rotation.empty_history()
+        data_through = store.read(AUDITED_BARS, timeframe, cfg.basket.apex_assets[0], columns=[]).index[-1]
     insufficient = dict(history.attrs.get(rotation.INSUFFICIENT_DATA, {}))
     history = history.reset_index(drop=True).rename_axis("row")
     history = validate_frame(
@@ -105,7 +130,7 @@ def scan_timeframe(cfg: AppConfig, store: ParquetStore, timeframe: str) -> ScanR
     )
     meta = {
         "triggers": timeframe in cfg.apex.trigger_timeframes,
-        "data_through": frames[cfg.basket.apex_assets[0]].index[-1].isoformat(),
+        "data_through": data_through.isoformat(),
         "insufficient_data": insufficient,
     }
     store.write(ROTATION_CANDIDATES, timeframe, BASKET_KEY, history, meta=meta)
