@@ -21,7 +21,7 @@ How the forked path stays safe and faithful:
   and redaction behave as on threads; an exception comes back as itself (or, if it does not pickle, as
   `WorkerError` with its type, message and traceback); a child that dies raises `BrokenProcessPool`.
 * A child resets SIGINT/SIGTERM to their defaults: Dagster's handlers, inherited, would raise inside the
-  pool's machinery when the pool is shut down.
+  pool's machinery when the pool is shut down. A `map_partitions` inside a worker runs there, serially.
 
 `APEX_PARALLEL=threads` (or `off`: one task after another) overrides the choice, e.g. to profile one process.
 """
@@ -89,7 +89,7 @@ def map_partitions(
     items = list(items)
     mode = parallel_mode()
     cores = os.cpu_count() or 1
-    if mode == "off" or len(items) <= 1:
+    if mode == "off" or len(items) <= 1 or _CAPTURE is not None:  # in a worker: no workers of its own
         return _serial(fn, items)
     if mode == "threads" or cores <= 1:
         return map_ordered(fn, items, workers)

@@ -178,6 +178,18 @@ def test_a_worker_that_dies_fails_the_call_instead_of_hanging(monkeypatch):
 
 
 @forks
+@forks
+def test_a_worker_computes_a_nested_map_itself(monkeypatch):
+    monkeypatch.setenv(PARALLEL_ENV, "processes")
+
+    def outer(x: int) -> list[int]:
+        return map_partitions(lambda y: os.getpid(), range(3))  # no grandchildren: the worker's own pid
+
+    for pids in map_partitions(outer, range(4)):
+        assert len(set(pids)) == 1 and os.getpid() not in pids
+
+
+@forks
 def test_frames_return_from_workers_equal_to_a_loop_here(monkeypatch, tmp_path):
     monkeypatch.setenv(PARALLEL_ENV, "processes")
     idx = pd.date_range("2024-01-01", periods=50, freq="h", tz="UTC", name="open_time")
