@@ -49,6 +49,31 @@ def test_round_trip_keeps_index_dtypes_and_meta(tmp_path):
     assert list(store.partitions("bars")) == [("1h", "BTC")]
 
 
+def test_a_write_stores_what_reset_index_gives_and_leaves_the_frame_alone(tmp_path):
+    """The index goes in as the first column without copying the frame: the file is what writing
+    `df.reset_index()` gives (same bytes), and the caller's frame keeps its index and columns."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from apex_rotation.store.parquet import COMPRESSION, INDEX_NAME_KEY, META_KEY, _dictionary_columns
+
+    df = _bars(300).assign(zone=["a", None, "b"] * 100, flag=[True, False, True] * 100)
+    before = df.copy()
+    path = ParquetStore(tmp_path).write("features", "1h", "SOL", df, meta={"k": 1})
+    pd.testing.assert_frame_equal(df, before, check_exact=True)  # the caller's frame untouched
+
+    table = pa.Table.from_pandas(df.reset_index(names="open_time"), preserve_index=False)
+    extra = {INDEX_NAME_KEY: b"open_time", META_KEY: b'{"k": 1}'}
+    table = table.replace_schema_metadata({**table.schema.metadata, **extra})
+    expected = io.BytesIO()
+    pq.write_table(table, expected, compression=COMPRESSION, use_dictionary=_dictionary_columns(table))
+    assert path.read_bytes() == expected.getvalue()
+    with pytest.raises(ValueError, match="already exists"):  # as reset_index refuses it
+        ParquetStore(tmp_path).write("features", "1h", "ETH", df.assign(open_time=1))
+
+
 def test_read_errors_name_the_file(tmp_path):
     store = ParquetStore(tmp_path)
     with pytest.raises(StoreError, match="BTC"):
