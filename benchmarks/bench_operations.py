@@ -119,7 +119,19 @@ def repeated_bar_close(
     return runs
 
 
+def reference_loop() -> float:
+    """Seconds of a fixed pure-Python loop (best of 3): how fast this machine is right now. This VM's speed
+    drifts (the same loop took 1.5–2.0 s within minutes), so a figure is read against it."""
+    runs = []
+    for _ in range(3):
+        started = time.perf_counter()
+        sum(range(10**8))
+        runs.append(time.perf_counter() - started)
+    return min(runs)
+
+
 def main() -> None:
+    before = reference_loop()
     apply_tuning()  # as `apex run` and `apex ui` (the daemon and its run workers) set it
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["DAGSTER_HOME"] = str(Path(tmp) / "home")  # never the project's instance
@@ -149,6 +161,7 @@ def main() -> None:
         imp = "  (in-process)" if imports != imports else f"{imports:15.1f}"
         print(f"{label:<40}{wall:8.1f}{imp:>15}{dagster:9.1f}{compute:9.1f}{goal:6.0f}")
     print("\n".join(["", *spreads]))
+    print(f"\nreference loop `sum(range(10**8))`: {before:.2f} s before, {reference_loop():.2f} s after")
     print(f"\n{os.cpu_count()} cores; Dagster = run bookkeeping and event writes to the sqlite instance")
 
 
