@@ -15,7 +15,7 @@ from apex_rotation.defs.automation import DATA_JOB, SIGNALS_JOB
 from apex_rotation.defs.build import build_definitions
 from apex_rotation.defs.runner import QUIET, full_range_tags
 from apex_rotation.signals.score import ScoredSignal
-from apex_rotation.signals.scoring import score_symbols, score_timeframe, symbol_groups, write_scores
+from apex_rotation.signals.scoring import score_timeframe
 from apex_rotation.store.parquet import ParquetStore
 from apex_rotation.store.tables import AUDITED_BARS, BASKET_KEY, CONFIRMATIONS, FEATURES, SCORES, TD_STATE
 from apex_rotation.timeframes import TIMEFRAMES, delta
@@ -61,22 +61,6 @@ def test_scores_asset_and_its_check(run):
     assert h4.loc[~h4["fired"], "suppressed"].notna().all()
     for row in h4.head(20).to_dict("records"):  # the contract's row round trip
         assert ScoredSignal.from_row(row).to_row()["signal_id"] == row["signal_id"]
-
-
-@pytest.mark.parametrize("groups", [1, 2, 3, 4])
-def test_scoring_symbols_apart_writes_the_table_of_the_whole_basket(run, groups):
-    """The asset scores groups of symbols apart (a symbol's cool-down is its own) and merges them: the table
-    equals the whole basket scored at once, row for row, whatever the grouping."""
-    cfg, store, _ = run
-    for tf in ("4h", "1d"):
-        whole = store.read(SCORES, tf, BASKET_KEY)
-        parts = [score_symbols(cfg, store, tf, g) for g in symbol_groups(cfg.basket.names, groups)]
-        assert sorted(len(p) for p in parts) != [0] * groups or whole.empty
-        merged = write_scores(cfg, store, tf, [s for part in reversed(parts) for s in part])
-        pd.testing.assert_frame_equal(merged, whole, check_exact=True)
-        pd.testing.assert_frame_equal(store.read(SCORES, tf, BASKET_KEY), whole, check_exact=True)
-    assert symbol_groups(["A", "B", "C", "D", "E"], 2) == [["A", "C", "E"], ["B", "D"]]
-    assert symbol_groups(["A"], 4) == [["A"]]
 
 
 def test_the_open_episode_is_a_live_signal_at_the_end(run):

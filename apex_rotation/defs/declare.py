@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 import dagster as dg
 
 from apex_rotation.config import AppConfig
-from apex_rotation.defs.incremental import Split, timeframe_step
+from apex_rotation.defs.incremental import timeframe_step
 from apex_rotation.defs.metadata import basket_metadata, latest_tables
 from apex_rotation.log import redact_obj
 from apex_rotation.store.parquet import ParquetStore
@@ -68,18 +68,16 @@ def timeframe_result(
     store: ParquetStore,
     cfg: AppConfig,
     check: str,
-    compute: Callable[[str], tuple[object, object]] | Split,
+    compute: Callable[[str], tuple[object, object]],
     *,
     table: Table | None = None,
     latest_columns: Sequence[str] = (),
 ) -> dg.MaterializeResult:
     """The body every per-timeframe store step shares: compute the asked timeframes whose inputs changed
-    (`compute(tf) -> (summary, problems)`, or a `Split` of that work), say what ran, and report the metadata
-    and the one check."""
+    (`compute(tf) -> (summary, problems)`), say what ran, and report the metadata and the one check."""
     asset = context.assets_def.key.to_user_string()
     timeframes = context.partition_keys
-    how = {"split": compute} if isinstance(compute, Split) else {"compute": compute}
-    report = timeframe_step(store, cfg, asset, timeframes, **how)
+    report = timeframe_step(store, cfg, asset, timeframes, compute=compute)
     report.say(context.log, asset)
     metadata = {"by_timeframe": dg.MetadataValue.json(report.summaries), **report.metadata()}
     if table is not None:

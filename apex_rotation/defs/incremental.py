@@ -25,7 +25,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -239,36 +239,21 @@ class StepReport:
         )
 
 
-@dataclass
-class Split:
-    """A timeframe's work cut into independent pieces (e.g. groups of symbols), so one heavy timeframe does
-    not keep a core idle: `part(tf, piece)` computes one piece, `join(tf, parts)` gets the pieces' results in
-    `pieces` order and returns the timeframe's (summary, problems)."""
-
-    pieces: Sequence[object]
-    part: Callable[[str, object], object]
-    join: Callable[[str, list], tuple[object, object]]
-
-
 def timeframe_step(
     store: ParquetStore,
     cfg: AppConfig,
     asset: str,
     timeframes: Iterable[str],
     *,
-    compute: Callable[[str], tuple[object, object]] | None = None,
-    split: Split | None = None,
+    compute: Callable[[str], tuple[object, object]],
     may_skip: Callable[[str], bool] | None = None,
     parallel: bool = True,
 ) -> StepReport:
-    """Run `compute(tf) -> (summary, problems)` (or `split`'s pieces of it) for every asked timeframe whose
-    inputs (TIMEFRAME_STEPS) changed since it was computed; skip the others. `may_skip(tf)` can veto a skip
-    (alerts: an outbox row still to deliver). The timeframes (and their pieces) are independent and computed
-    a few at once, possibly in worker processes (apex_rotation/parallel.py): `compute` and `split.part` may
-    only write their own tables and return their result. One that does more (sends alerts) passes
-    `parallel=False`."""
-    if (compute is None) == (split is None):
-        raise ValueError("timeframe_step takes either compute or split")
+    """Run `compute(tf) -> (summary, problems)` for every asked timeframe whose inputs (TIMEFRAME_STEPS)
+    changed since it was computed; skip the others. `may_skip(tf)` can veto a skip (alerts: an outbox row
+    still to deliver). The timeframes are independent and computed a few at once, possibly in worker processes
+    (apex_rotation/parallel.py): `compute` may only write its own tables and return its result. One that
+    does more (sends alerts, logs through Dagster's context) passes `parallel=False`."""
     fp = Fingerprints(store, asset, cfg)
     inputs = timeframe_inputs(store, asset)
     report = StepReport()
@@ -281,16 +266,8 @@ def timeframe_step(
             report.unchanged.append(tf)
         else:
             stale.append(tf)
-    pieces = list(split.pieces) if split else [None]
-    tasks = [(tf, piece) for tf in stale for piece in pieces]
-
-    def run(task: tuple[str, object]) -> object:
-        return split.part(*task) if split else compute(task[0])
-
-    done = map_partitions(run, tasks) if parallel else [run(task) for task in tasks]
-    for i, tf in enumerate(stale):
-        parts = done[i * len(pieces) : (i + 1) * len(pieces)]
-        summary, found = split.join(tf, parts) if split else parts[0]
+    results = map_partitions(compute, stale) if parallel else [compute(tf) for tf in stale]
+    for tf, (summary, found) in zip(stale, results, strict=True):
         report.summaries[tf] = summary
         report.computed.append(tf)
         if found:

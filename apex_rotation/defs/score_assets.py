@@ -4,11 +4,9 @@ import dagster as dg
 
 from apex_rotation.config import AppConfig
 from apex_rotation.defs.declare import check_spec, partitioned_asset, timeframe_result
-from apex_rotation.defs.incremental import Split
 from apex_rotation.defs.partitions import TIMEFRAME_DIM, timeframe_partitions
 from apex_rotation.defs.resources import StoreResource
-from apex_rotation.parallel import default_workers
-from apex_rotation.signals.scoring import score_problems, score_symbols, symbol_groups, write_scores
+from apex_rotation.signals.scoring import score_problems, score_timeframe
 from apex_rotation.store.tables import SCORES
 
 GROUP = "signals"
@@ -46,24 +44,16 @@ def build_score_assets(
         "td.ltf too (bars closed by each signal's close).",
     )
     def scores(context: dg.AssetExecutionContext, store: StoreResource) -> dg.MaterializeResult:
-        st = store.store
-
-        def write(tf: str, parts: list[list]):  # every group's signals, in the composer's order
-            frame = write_scores(cfg, st, tf, [signal for part in parts for signal in part])
+        def score(tf: str):
+            frame = score_timeframe(cfg, store.store, tf)
             fired = frame[frame["fired"]]
             counts = {
                 "signals": len(frame),
                 "fired": len(fired),
                 **{f"fired_{k}": int(v) for k, v in fired["archetype"].value_counts().items()},
             }
-            return counts, score_problems(cfg, st, tf)
+            return counts, score_problems(cfg, store.store, tf)
 
-        # symbols apart (a symbol's signals depend on no other's): the 4h composition alone took 1.1 s
-        by_groups = Split(
-            pieces=symbol_groups(cfg.basket.names, default_workers()),
-            part=lambda tf, symbols: score_symbols(cfg, st, tf, symbols),
-            join=write,
-        )
-        return timeframe_result(context, st, cfg, "scores_sound", by_groups, table=SCORES)
+        return timeframe_result(context, store.store, cfg, "scores_sound", score, table=SCORES)
 
     return [scores]

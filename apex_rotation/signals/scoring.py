@@ -17,7 +17,7 @@ bar equal the full run's up to that bar.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -405,23 +405,18 @@ def compose_in_order(
     return out
 
 
-def build_contexts(
-    cfg: AppConfig, store: ParquetStore, timeframe: str, symbols: Sequence[str] | None = None
-) -> list[SignalContext]:
-    """Every signal context of one timeframe (rotation watches that ended; TD 13s on the HTF), of `symbols`
-    only when given."""
+def build_contexts(cfg: AppConfig, store: ParquetStore, timeframe: str) -> list[SignalContext]:
+    """Every signal context of one timeframe (rotation watches that ended; TD 13s on the HTF)."""
     inputs = Inputs(cfg, store, timeframe)
     confirmations = (
         store.read(CONFIRMATIONS, timeframe, BASKET_KEY)
         if store.exists(CONFIRMATIONS, timeframe, BASKET_KEY)
         else pd.DataFrame()
     )
-    if symbols is not None and not confirmations.empty:
-        confirmations = confirmations[confirmations["symbol"].isin(list(symbols))]
     contexts = rotation_contexts(inputs, confirmations)
     if timeframe == cfg.td.htf:
-        names = [s for s in cfg.basket.names if symbols is None or s in symbols]
-        contexts += td13_contexts(inputs, [s for s in names if store.exists(TD_STATE, timeframe, s)])
+        symbols = [s for s in cfg.basket.names if store.exists(TD_STATE, timeframe, s)]
+        contexts += td13_contexts(inputs, symbols)
     return contexts
 
 
@@ -431,33 +426,12 @@ def scores_frame(signals: list[ScoredSignal]) -> pd.DataFrame:
     return frame
 
 
-def score_symbols(
-    cfg: AppConfig, store: ParquetStore, timeframe: str, symbols: Sequence[str] | None = None
-) -> list[ScoredSignal]:
-    """The scored signals of `symbols` (None: the basket), in the composer's order. A symbol's signals never
-    depend on another's (its cool-down is its own), so groups of symbols can be scored apart and merged."""
-    return compose_in_order(build_contexts(cfg, store, timeframe, symbols))
-
-
-def symbol_groups(symbols: Sequence[str], groups: int) -> list[list[str]]:
-    """`symbols` dealt into `groups` groups (every n-th one), so each holds a share of the basket."""
-    return [list(symbols[i::groups]) for i in range(max(1, min(groups, len(symbols))))]
-
-
-def write_scores(
-    cfg: AppConfig, store: ParquetStore, timeframe: str, signals: Iterable[ScoredSignal]
-) -> pd.DataFrame:
-    """Write the `scores` table of one timeframe (validated first) from every symbol's scored signals, in
-    the order `compose_in_order` gives them (bar time, symbol, archetype, direction: unique per signal)."""
-    ordered = sorted(signals, key=lambda s: (s.bar_time, s.symbol, s.archetype, s.direction))
-    frame = validate_frame(SCORES.schema(timeframe, cfg), scores_frame(ordered), f"scores {timeframe}")
-    store.write(SCORES, timeframe, BASKET_KEY, frame)
-    return frame
-
-
 def score_timeframe(cfg: AppConfig, store: ParquetStore, timeframe: str) -> pd.DataFrame:
     """Score every signal of one timeframe and write the `scores` table (validated first)."""
-    return write_scores(cfg, store, timeframe, score_symbols(cfg, store, timeframe))
+    signals = compose_in_order(build_contexts(cfg, store, timeframe))
+    frame = validate_frame(SCORES.schema(timeframe, cfg), scores_frame(signals), f"scores {timeframe}")
+    store.write(SCORES, timeframe, BASKET_KEY, frame)
+    return frame
 
 
 def score_problems(cfg: AppConfig, store: ParquetStore, timeframe: str) -> list[str]:
