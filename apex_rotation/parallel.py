@@ -81,8 +81,9 @@ def map_partitions(
 ) -> list[R]:
     """`[fn(x) for x in items]` on forked processes (one per core), threads or serially (`parallel_mode`).
 
-    `fn` must return something picklable and small; it may be a closure (the children inherit it).
-    `prime=True` computes the first item here before forking: what it loads lazily (numba kernels from
+    `fn` must return something picklable and small; it may be a closure (the children inherit it). It must
+    not report through Dagster (a step's `context`): a worker's writes to the instance would be lost or worse;
+    plain `logging` is forwarded. `prime=True` computes the first item here before forking: what it loads lazily (numba kernels from
     their disk cache, some 0.4 s for the feature kernels; a source's generated market) is then loaded once
     and inherited, not loaded again by every worker. Worth it when there are many items.
     """
@@ -156,7 +157,7 @@ class _Capture(logging.Handler):
         self.records: list[logging.LogRecord] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(_portable_record(self, record))
+        self.records.append(_portable_record(record))
 
 
 _CAPTURE: _Capture | None = None
@@ -185,7 +186,7 @@ def _run_task(index: int) -> Outcome:
     return ok, value, _CAPTURE.records
 
 
-def _portable_record(handler: logging.Handler, record: logging.LogRecord) -> logging.LogRecord:
+def _portable_record(record: logging.LogRecord) -> logging.LogRecord:
     """The record with its message formatted and its exception as text (arguments may not pickle)."""
     record = logging.makeLogRecord(record.__dict__)
     record.msg, record.args = record.getMessage(), None
