@@ -69,7 +69,7 @@ def map_ordered(fn: Callable[[T], R], items: Iterable[T], workers: int | None = 
     """`[fn(x) for x in items]`, computed on up to `workers` threads (default: the cores, at most 4)."""
     items = list(items)
     workers = min(workers or default_workers(), len(items))
-    if workers <= 1 or os.environ.get(PARALLEL_ENV, "").strip().lower() == "off":
+    if workers <= 1 or parallel_mode() == "off":
         return _serial(fn, items)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="apex-partition") as pool:
         futures = [pool.submit(fn, x) for x in items]
@@ -82,10 +82,11 @@ def map_partitions(
     """`[fn(x) for x in items]` on forked processes (one per core), threads or serially (`parallel_mode`).
 
     `fn` must return something picklable and small; it may be a closure (the children inherit it). It must
-    not report through Dagster (a step's `context`): a worker's writes to the instance would be lost or worse;
-    plain `logging` is forwarded. `prime=True` computes the first item here before forking: what it loads lazily (numba kernels from
-    their disk cache, some 0.4 s for the feature kernels; a source's generated market) is then loaded once
-    and inherited, not loaded again by every worker. Worth it when there are many items.
+    not report through Dagster (a step's `context`): a worker's writes to the instance would be lost or
+    worse; plain `logging` is forwarded. `prime=True` computes the first item here before forking: what it
+    loads lazily (numba kernels from their disk cache, some 0.4 s for the feature kernels; a source's
+    generated market) is then loaded once and inherited, not loaded again by every worker. Worth it when
+    there are many items.
     """
     items = list(items)
     mode = parallel_mode()

@@ -251,9 +251,9 @@ def timeframe_step(
 ) -> StepReport:
     """Run `compute(tf) -> (summary, problems)` for every asked timeframe whose inputs (TIMEFRAME_STEPS)
     changed since it was computed; skip the others. `may_skip(tf)` can veto a skip (alerts: an outbox row
-    still to deliver). The timeframes are independent and computed a few at once, possibly in worker processes
-    (apex_rotation/parallel.py): `compute` may only write its own tables and return its result. One that
-    does more (sends alerts, logs through Dagster's context) passes `parallel=False`."""
+    still to deliver). The timeframes are independent and computed a few at once, possibly in worker
+    processes (apex_rotation/parallel.py): `compute` may only write its own tables and return its result.
+    One that does more (sends alerts, logs through Dagster's context) passes `parallel=False`."""
     fp = Fingerprints(store, asset, cfg)
     inputs = timeframe_inputs(store, asset)
     report = StepReport()

@@ -76,9 +76,9 @@ def compute_feature_partitions(
 
 
 def _own_copy(series: pd.Series) -> pd.Series:
-    """A series with its own index object for one thread (when partitions run on threads): pandas builds an index's lookup engine lazily
-    and not thread-safely, and two threads reindexing on one shared index raced into "cannot reindex on an
-    axis with duplicate labels" (real 2024 candles, 2 cores)."""
+    """A series with its own index object for one thread (when partitions run on threads): pandas builds
+    an index's lookup engine lazily and not thread-safely, and two threads reindexing on one shared index
+    raced into "cannot reindex on an axis with duplicate labels" (real 2024 candles, 2 cores)."""
     return pd.Series(series.to_numpy(copy=True), index=series.index.copy(deep=True), name=series.name)
 
 

@@ -74,13 +74,10 @@ def basket_profile(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
     rows = {}
     for symbol, frame in frames.items():
         row = {}
-        for kind in ("corr", "beta"):
-            for bench in BENCHMARKS:
-                for days in CORR_WINDOWS_DAYS:
-                    col = f"{kind}_{bench.lower()}_{days}"  # one of PROFILE_COLUMNS
-                    series = frame[col].dropna()
-                    row[f"{col}_last"] = float(series.iloc[-1]) if len(series) else float("nan")
-                    row[f"{col}_median"] = float(series.median()) if len(series) else float("nan")
+        for col in PROFILE_COLUMNS:
+            series = frame[col].dropna()
+            row[f"{col}_last"] = float(series.iloc[-1]) if len(series) else float("nan")
+            row[f"{col}_median"] = float(series.median()) if len(series) else float("nan")
         rows[symbol] = row
     profile = pd.DataFrame.from_dict(rows, orient="index")
     profile.index.name = "symbol"

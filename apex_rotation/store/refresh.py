@@ -353,7 +353,8 @@ class StoreRefresher:
                 if progress:
                     progress(symbol)
         for done, reports, errors in outcomes:
-            summary.symbols.extend([done] if done else [])
+            if done:
+                summary.symbols.append(done)
             summary.reports.extend(reports)
             summary.errors.update(errors)
         try:
