@@ -23,8 +23,15 @@ def fib_features(
     high: pd.Series, low: pd.Series, close: pd.Series, lookback: int = FIB_LOOKBACK
 ) -> pd.DataFrame:
     """Columns `fib_swing_high, fib_swing_low, fib_swing_up, fib_pos, fib_zone` (NaN/None until `lookback` bars)."""
+    return pd.DataFrame(fib_columns(high, low, close, lookback), index=close.index)
+
+
+def fib_columns(
+    high: pd.Series, low: pd.Series, close: pd.Series, lookback: int = FIB_LOOKBACK
+) -> dict[str, np.ndarray]:
+    """`fib_features`' columns as arrays, in table order."""
     n = len(close)
-    out = pd.DataFrame(index=close.index)
+    out: dict[str, np.ndarray] = {}
     swing_high = np.full(n, np.nan)
     swing_low = np.full(n, np.nan)
     up = np.zeros(n, dtype=bool)
