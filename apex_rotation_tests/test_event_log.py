@@ -6,13 +6,15 @@ executed on an instance with Dagster's `SqliteEventLogStorage` and on one with
 same answer, and the index database must hold the same events.
 """
 
+import os
 import sqlite3
+import time
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
-from apex_rotation.defs.event_log import BatchedSqliteEventLogStorage
+from apex_rotation.defs.event_log import OPEN_RUN_DATABASES, BatchedSqliteEventLogStorage
 from apex_rotation.defs.instance import DAGSTER_TUNING, prepare_home
 
 PARTITIONS = dg.StaticPartitionsDefinition(["a", "b", "c", "d"])
@@ -112,3 +114,67 @@ def test_the_batched_event_log_answers_as_dagsters_own(tmp_path, monkeypatch, pl
     assert answers[True]["failed"] == ([] if planned_subset else ["c", "d"])
     assert events[True] == events[False]
     assert ("ASSET_MATERIALIZATION", '["signals"]', "b") in events[True]
+
+
+def _storage(tmp_path: Path) -> BatchedSqliteEventLogStorage:
+    return BatchedSqliteEventLogStorage(base_dir=str(tmp_path / "runs"))
+
+
+def _log_entry(run_id: str, message: str) -> dg.EventLogEntry:
+    return dg.EventLogEntry(
+        error_info=None,
+        level="INFO",
+        user_message=message,
+        run_id=run_id,
+        timestamp=time.time(),
+    )
+
+
+def test_a_live_run_view_sees_events_written_through_the_pooled_connection(tmp_path):
+    """The webserver follows a run by watching `<run_id>.db`; the pooled connection keeps that file up to
+    date (a passive checkpoint after each write), as Dagster's connection-per-transaction does by closing."""
+    storage = _storage(tmp_path)
+    storage.store_event(_log_entry("run1", "first"))  # the run's database exists before it is watched
+    seen: list[str] = []
+    storage.watch("run1", None, lambda entry, cursor: seen.append(entry.user_message))
+    try:
+        for message in ("second", "third"):
+            storage.store_event(_log_entry("run1", message))
+            deadline = time.monotonic() + 10
+            while message not in seen and time.monotonic() < deadline:
+                time.sleep(0.05)
+        assert seen[-2:] == ["second", "third"]
+    finally:
+        storage.end_watch("run1", next(iter(storage._watchers["run1"]), None))
+        storage.dispose()
+
+
+def test_pooled_connections_stay_in_their_process_and_few_run_databases_stay_open(tmp_path):
+    storage = _storage(tmp_path)
+    for n in range(6):
+        storage.store_event(_log_entry(f"run{n}", "hello"))
+    open_runs = [k for k in storage._engines if k != "index"]
+    assert open_runs == [f"run{n}" for n in range(6 - OPEN_RUN_DATABASES, 6)]  # the most recent ones
+    parent_engine = storage._engine("run5")
+
+    pid = os.fork()
+    if pid == 0:  # the child must open its own connection, never use its parent's
+        code = 1
+        try:
+            storage.store_event(_log_entry("run5", "from the child"))
+            code = 0 if storage._engine("run5") is not parent_engine else 2
+        finally:
+            os._exit(code)
+    assert os.waitpid(pid, 0)[1] == 0
+    storage.store_event(_log_entry("run5", "from the parent"))
+    messages = [r.event_log_entry.user_message for r in storage.get_records_for_run("run5").records]
+    assert messages == ["hello", "from the child", "from the parent"]
+    assert storage._engine("run5") is parent_engine
+
+    storage.wipe()  # closes the run databases before Dagster deletes their files
+    assert not list((tmp_path / "runs").glob("run*.db"))
+    storage.store_event(_log_entry("run0", "after the wipe"))
+    assert [r.event_log_entry.user_message for r in storage.get_records_for_run("run0").records] == [
+        "after the wipe"
+    ]
+    storage.dispose()
