@@ -26,6 +26,7 @@ from apex_rotation.defs.resources import (
 from apex_rotation.defs.score_assets import build_score_assets
 from apex_rotation.defs.signal_assets import build_signal_assets
 from apex_rotation.defs.sim_assets import build_sim_assets
+from apex_rotation.store.tables import FEATURES, TD_STATE
 
 
 def build_definitions(
@@ -38,17 +39,18 @@ def build_definitions(
     else:
         logsetup.configure(cfg.logging.format, cfg.logging.level, secrets=cfg.secrets().values())
     bars, audited_bars = build_market_data_assets(cfg)
-    features, td_state = build_feature_assets(cfg, audited_bars)
+    feature_tables = build_feature_assets(cfg, audited_bars)  # `features` and `td_state`, one step
+    features, td_state = dg.AssetKey(FEATURES.name), dg.AssetKey(TD_STATE.name)
     rotation_candidates, confirmations = build_signal_assets(cfg, features)
     (scanner_quality,) = build_research_assets(cfg, rotation_candidates)
     (scores,) = build_score_assets(cfg, confirmations, features, td_state)
     (alerts,) = build_alert_assets(cfg)
     (sim_trades,) = build_sim_assets(cfg)
     signal_assets = [rotation_candidates, confirmations, scanner_quality, scores, alerts, sim_trades]
-    data_job, signals_job = build_jobs([bars, audited_bars, features, td_state], signal_assets)
+    data_job, signals_job = build_jobs([bars, audited_bars, feature_tables], signal_assets)
     backtest_report = build_backtest_report(cfg, [features, td_state])  # on demand: in no job
     return dg.Definitions(
-        assets=[bars, audited_bars, features, td_state, *signal_assets, backtest_report],
+        assets=[bars, audited_bars, feature_tables, *signal_assets, backtest_report],
         jobs=[data_job, signals_job],
         schedules=build_schedules(cfg, data_job),
         sensors=[build_automation_sensor(signal_assets)],

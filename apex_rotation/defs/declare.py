@@ -46,17 +46,43 @@ def partitioned_asset(
     )
 
 
+def partitioned_multi_asset(
+    *,
+    name: str,
+    partitions_def: dg.PartitionsDefinition,
+    specs: Sequence[dg.AssetSpec],
+    checks: Sequence[dg.AssetCheckSpec] = (),
+):
+    """`@dg.multi_asset` for store-backed assets one step computes together (as `partitioned_asset`: one run
+    for all asked partitions, pool `apex_store`); any subset of them can be materialized alone."""
+    return dg.multi_asset(
+        name=name,
+        specs=list(specs),
+        partitions_def=partitions_def,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        check_specs=list(checks),
+        can_subset=True,
+        pool=POOL,
+    )
+
+
 def check_spec(asset: str, name: str, description: str, *, blocking: bool = True) -> dg.AssetCheckSpec:
     """A check named `<asset>_<name>`; a blocking one stops downstream steps when it fails."""
     return dg.AssetCheckSpec(f"{asset}_{name}", asset=asset, blocking=blocking, description=description)
 
 
 def problems_check(
-    name: str, problems: dict, severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR, **metadata
+    name: str,
+    problems: dict,
+    severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR,
+    asset: str | None = None,
+    **metadata,
 ) -> dg.AssetCheckResult:
-    """A check that passes when `problems` (partition → what is wrong) is empty; secrets redacted."""
+    """A check that passes when `problems` (partition → what is wrong) is empty; secrets redacted. `asset`
+    names the checked asset where a step materializes several."""
     return dg.AssetCheckResult(
         check_name=name,
+        asset_key=asset,
         passed=not problems,
         severity=severity,
         metadata={**metadata, "problems": dg.MetadataValue.json(redact_obj(problems))},

@@ -8,14 +8,13 @@ from the store because the DuckDB IO manager cannot load a non-contiguous upstre
 import dagster as dg
 
 from apex_rotation.config import AppConfig
-from apex_rotation.defs.declare import check_spec, partitioned_asset, problems_check
+from apex_rotation.defs.declare import check_spec, partitioned_multi_asset, problems_check
 from apex_rotation.defs.incremental import Fingerprints, SymbolStep
 from apex_rotation.defs.metadata import table_metadata
 from apex_rotation.defs.partitions import SYMBOL_DIM, TIMEFRAME_DIM, split_keys, symbol_timeframe_partitions
 from apex_rotation.defs.resources import StoreResource
 from apex_rotation.features.build import BENCHMARKS
-from apex_rotation.features.compute import compute_feature_partitions, compute_td_state
-from apex_rotation.parallel import map_partitions
+from apex_rotation.features.compute import compute_feature_tables
 from apex_rotation.store.parquet import ParquetStore
 from apex_rotation.store.tables import AUDITED_BARS, FEATURES, FUNDING, OPEN_INTEREST, TD_STATE
 
@@ -61,64 +60,83 @@ def td_state_step(cfg: AppConfig, st: ParquetStore) -> SymbolStep:
     )
 
 
-def build_feature_assets(cfg: AppConfig, audited_bars: dg.AssetsDefinition) -> list[dg.AssetsDefinition]:
+FEATURES_DESCRIPTION = (
+    "Returns, vol_z, ATR, RSI, MACD, EMA 20/50/200, ADX/DI, Fibonacci zone, volume trend, funding, OI change, "
+    "and rolling corr/beta vs BTC and ETH over 14 and 30 days."
+)
+TD_STATE_DESCRIPTION = "TD Sequential state per bar (../shared/specs/td_sequential.md; profile from config)."
+
+
+def build_feature_assets(cfg: AppConfig, audited_bars: dg.AssetsDefinition) -> dg.AssetsDefinition:
+    """`features` and `td_state`, computed in one step (`feature_tables`): both are built from the same
+    audited bars, so one task per partition reads them once, and a bar close runs one step fewer (its
+    Dagster bookkeeping and its round of worker processes). Each asset keeps its own partitions, metadata
+    and check, and either can be materialized alone."""
     partitions = symbol_timeframe_partitions(cfg)
 
-    @partitioned_asset(
+    @partitioned_multi_asset(
+        name="feature_tables",
         partitions_def=partitions,
-        group=GROUP,
-        deps=[dg.AssetDep(audited_bars, partition_mapping=own_plus_benchmarks(cfg))],
+        specs=[
+            dg.AssetSpec(
+                FEATURES.name,
+                deps=[dg.AssetDep(audited_bars, partition_mapping=own_plus_benchmarks(cfg))],
+                group_name=GROUP,
+                kinds={"parquet"},
+                description=FEATURES_DESCRIPTION,
+                skippable=True,
+            ),
+            dg.AssetSpec(
+                TD_STATE.name,
+                deps=[audited_bars],
+                group_name=GROUP,
+                kinds={"parquet"},
+                description=TD_STATE_DESCRIPTION,
+                skippable=True,
+            ),
+        ],
         checks=[
             check_spec(
                 "features",
                 "invariants",
                 "Each partition valid against features_schema (ranges of RSI, ADX, corr; UTC index) before "
                 "it is written; a partition that fails is not written.",
-            )
-        ],
-        description="Returns, vol_z, ATR, RSI, MACD, EMA 20/50/200, ADX/DI, Fibonacci zone, volume trend, "
-        "funding, OI change, and rolling corr/beta vs BTC and ETH over 14 and 30 days.",
-    )
-    def features(context: dg.AssetExecutionContext, store: StoreResource) -> dg.MaterializeResult:
-        st = store.store
-        pairs = split_keys(partitions, context.partition_keys)
-        step = features_step(cfg, st)
-        stale, report = step.split(pairs)
-        found = compute_feature_partitions(cfg, st, stale)
-        problems = {f"{s}|{tf}": p for (s, tf), p in found.items()}
-        step.record(stale, problems)
-        report.say(context.log, "features")
-        return dg.MaterializeResult(
-            metadata={"partitions": len(pairs), **report.metadata(), **table_metadata(st, FEATURES, pairs)},
-            check_results=[problems_check("features_invariants", problems)],
-        )
-
-    @partitioned_asset(
-        partitions_def=partitions,
-        group=GROUP,
-        deps=[audited_bars],
-        checks=[
+            ),
             check_spec(
                 "td_state",
                 "invariants",
                 "Each partition valid against td_state_schema (counts in range, known types) before it is "
                 "written; a partition that fails is not written.",
-            )
+            ),
         ],
-        description="TD Sequential state per bar (../shared/specs/td_sequential.md; profile from config).",
     )
-    def td_state(context: dg.AssetExecutionContext, store: StoreResource) -> dg.MaterializeResult:
+    def feature_tables(context: dg.AssetExecutionContext, store: StoreResource):
         st = store.store
         pairs = split_keys(partitions, context.partition_keys)
-        step = td_state_step(cfg, st)
-        stale, report = step.split(pairs)
-        found = map_partitions(lambda pair: compute_td_state(cfg, st, pair[1], pair[0]), stale, prime=True)
-        problems = {f"{s}|{tf}": p for (s, tf), p in zip(stale, found, strict=True) if p}
-        step.record(stale, problems)
-        report.say(context.log, "td_state")
-        return dg.MaterializeResult(
-            metadata={"partitions": len(pairs), **report.metadata(), **table_metadata(st, TD_STATE, pairs)},
-            check_results=[problems_check("td_state_invariants", problems)],
+        selected = {key.to_user_string() for key in context.selected_asset_keys}
+        tables = [t for t in (FEATURES, TD_STATE) if t.name in selected]
+        steps = {t.name: TABLE_STEPS[t.name](cfg, st) for t in tables}
+        split = {name: step.split(pairs) for name, step in steps.items()}  # (stale pairs, report)
+        none: list[tuple[str, str]] = []
+        found = compute_feature_tables(
+            cfg,
+            st,
+            features=split[FEATURES.name][0] if FEATURES.name in split else none,
+            td_states=split[TD_STATE.name][0] if TD_STATE.name in split else none,
         )
+        for table in tables:
+            stale, report = split[table.name]
+            by_pair = found[0] if table is FEATURES else found[1]
+            problems = {f"{s}|{tf}": p for (s, tf), p in by_pair.items()}
+            steps[table.name].record(stale, problems)
+            report.say(context.log, table.name)
+            yield dg.MaterializeResult(
+                asset_key=table.name,
+                metadata={"partitions": len(pairs), **report.metadata(), **table_metadata(st, table, pairs)},
+                check_results=[problems_check(f"{table.name}_invariants", problems, asset=table.name)],
+            )
 
-    return [features, td_state]
+    return feature_tables
+
+
+TABLE_STEPS = {FEATURES.name: features_step, TD_STATE.name: td_state_step}

@@ -56,7 +56,7 @@ def build_research_assets(
     return [scanner_quality]
 
 
-def build_backtest_report(cfg: AppConfig, deps: list[dg.AssetsDefinition]) -> dg.AssetsDefinition:
+def build_backtest_report(cfg: AppConfig, deps: list[dg.AssetKey]) -> dg.AssetsDefinition:
     """`backtest_report`: `apex backtest` from the asset graph (the store's features and TD state)."""
 
     @dg.asset(

@@ -66,7 +66,7 @@ class StepTimer(logging.Handler):
         self.on_step, self.steps = on_step, []
         self._start: dict[str, float] = {}
         self._returned: dict[str, float] = {}
-        self._detail: dict[str, str] = {}
+        self._detail: dict[str, dict[str, str]] = {}  # step → asset → "n computed, m unchanged"
 
     def emit(self, record: logging.LogRecord) -> None:
         meta = getattr(record, "dagster_meta", None) or {}
@@ -76,17 +76,21 @@ class StepTimer(logging.Handler):
         kind, now = event.event_type, time.perf_counter()
         if kind == dg.DagsterEventType.STEP_START:
             self._start[step] = now
-        elif kind == dg.DagsterEventType.ASSET_MATERIALIZATION and step not in self._returned:
-            self._returned[step] = now
-            values = event.event_specific_data.materialization.metadata
+        elif kind == dg.DagsterEventType.ASSET_MATERIALIZATION:
+            self._returned.setdefault(step, now)
+            materialization = event.event_specific_data.materialization
+            asset, details = materialization.asset_key.to_user_string(), self._detail.setdefault(step, {})
+            values = materialization.metadata  # the same on each partition's event: read the first
             counts = {k: getattr(values.get(k), "value", None) for k in ("computed", "unchanged")}
-            if counts["computed"] is not None:
-                self._detail[step] = f"{counts['computed']} computed, {counts['unchanged']} unchanged"
+            if asset not in details and counts["computed"] is not None:
+                details[asset] = f"{counts['computed']} computed, {counts['unchanged']} unchanged"
         elif kind in (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE):
             start = self._start.pop(step, now)
-            timing = StepTime(
-                step, now - start, self._returned.pop(step, now) - start, self._detail.pop(step, "")
-            )
+            details = self._detail.pop(step, {})
+            detail = "; ".join(
+                d if len(details) == 1 else f"{asset} {d}" for asset, d in details.items()
+            )  # a step of several assets (feature_tables) names each
+            timing = StepTime(step, now - start, self._returned.pop(step, now) - start, detail)
             if kind == dg.DagsterEventType.STEP_FAILURE:
                 timing.detail = "FAILED"
             self.steps.append(timing)

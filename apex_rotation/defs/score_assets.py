@@ -15,8 +15,8 @@ GROUP = "signals"
 def build_score_assets(
     cfg: AppConfig,
     confirmations: dg.AssetsDefinition,
-    features: dg.AssetsDefinition,
-    td_state: dg.AssetsDefinition,
+    features: dg.AssetKey,
+    td_state: dg.AssetKey,
 ) -> list[dg.AssetsDefinition]:
     across_symbols = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name=TIMEFRAME_DIM)
 

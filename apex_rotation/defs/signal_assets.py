@@ -29,7 +29,7 @@ CANDIDATE_COLUMNS = [
 CONFIRMATION_COLUMNS = ["bar_time", "symbol", "eval_time", "bars_after", "status", "reasons"]
 
 
-def build_signal_assets(cfg: AppConfig, features: dg.AssetsDefinition) -> list[dg.AssetsDefinition]:
+def build_signal_assets(cfg: AppConfig, features: dg.AssetKey) -> list[dg.AssetsDefinition]:
     partitions = timeframe_partitions()
     across_symbols = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name=TIMEFRAME_DIM)
 

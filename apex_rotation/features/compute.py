@@ -42,10 +42,23 @@ def compute_features(
 def compute_feature_partitions(
     cfg: AppConfig, store: ParquetStore, pairs: list[tuple[str, str]]
 ) -> dict[tuple[str, str], list[str]]:
-    """Write `features` for every (symbol, timeframe); returns the problems of the partitions not written.
+    """Write `features` for every (symbol, timeframe); returns the problems of the partitions not written."""
+    return compute_feature_tables(cfg, store, features=pairs, td_states=[])[0]
 
-    BTC's and ETH's model returns are computed once per timeframe, then the partitions a few at once
-    (apex_rotation/parallel.py): they are independent.
+
+def compute_feature_tables(
+    cfg: AppConfig,
+    store: ParquetStore,
+    *,
+    features: list[tuple[str, str]],
+    td_states: list[tuple[str, str]],
+) -> tuple[dict[tuple[str, str], list[str]], dict[tuple[str, str], list[str]]]:
+    """Write `features` for the (symbol, timeframe) pairs of `features` and `td_state` for those of
+    `td_states`; returns the problems of the partitions not written, per table.
+
+    Both tables of a pair are built from its audited bars: one task per pair reads them once (a worker
+    process's frame cache serves the second read), and the pairs run a few at once
+    (apex_rotation/parallel.py). BTC's and ETH's model returns are computed once per timeframe, before.
     """
     bench = {
         tf: {
@@ -53,26 +66,37 @@ def compute_feature_partitions(
             for b in BENCHMARKS
             if b in cfg.basket.names
         }
-        for tf in sorted({tf for _, tf in pairs})
+        for tf in sorted({tf for _, tf in features})
     }
+    want_features, want_td = set(features), set(td_states)
 
-    def one(pair: tuple[str, str]) -> list[str]:
+    def one(pair: tuple[str, str]) -> tuple[list[str], list[str]]:
         symbol, timeframe = pair
-        frame = build_features(
-            store.read(AUDITED_BARS, timeframe, symbol),
-            bench_returns={b: _own_copy(r) for b, r in bench[timeframe].items()},
-            timeframe=timeframe,
-            cfg=cfg,
-            funding=_optional(store, FUNDING, symbol),
-            open_interest=_optional(store, OPEN_INTEREST, symbol),
-        )
-        found = schema_problems(FEATURES.schema(timeframe), frame, f"features {symbol} {timeframe}")
-        if not found:
-            store.write(FEATURES, timeframe, symbol, frame)
-        return found
+        found_features, found_td = [], []
+        if pair in want_features:
+            frame = build_features(
+                store.read(AUDITED_BARS, timeframe, symbol),
+                bench_returns={b: _own_copy(r) for b, r in bench[timeframe].items()},
+                timeframe=timeframe,
+                cfg=cfg,
+                funding=_optional(store, FUNDING, symbol),
+                open_interest=_optional(store, OPEN_INTEREST, symbol),
+            )
+            found_features = schema_problems(
+                FEATURES.schema(timeframe), frame, f"features {symbol} {timeframe}"
+            )
+            if not found_features:
+                store.write(FEATURES, timeframe, symbol, frame)
+        if pair in want_td:
+            found_td = compute_td_state(cfg, store, timeframe, symbol)
+        return found_features, found_td
 
+    pairs = list(dict.fromkeys([*features, *td_states]))
     found = map_partitions(one, pairs, prime=True)  # the first loads the numba kernels for all
-    return {pair: problems for pair, problems in zip(pairs, found, strict=True) if problems}
+    return (
+        {pair: f for pair, (f, _) in zip(pairs, found, strict=True) if f},
+        {pair: t for pair, (_, t) in zip(pairs, found, strict=True) if t},
+    )
 
 
 def _own_copy(series: pd.Series) -> pd.Series:
