@@ -13,8 +13,10 @@ from apex_rotation import log as logsetup
 from apex_rotation.config import AppConfig
 from apex_rotation.defs.alert_assets import build_alert_assets
 from apex_rotation.defs.automation import build_automation_sensor, build_jobs, build_schedules
+from apex_rotation.defs.declare import timeframe_chain_asset
 from apex_rotation.defs.feature_assets import build_feature_assets
 from apex_rotation.defs.market_data_assets import build_market_data_assets
+from apex_rotation.defs.partitions import timeframe_partitions
 from apex_rotation.defs.research_assets import build_backtest_report, build_research_assets
 from apex_rotation.defs.resources import (
     SourceResource,
@@ -41,12 +43,15 @@ def build_definitions(
     bars, audited_bars = build_market_data_assets(cfg)
     feature_tables = build_feature_assets(cfg, audited_bars)  # `features` and `td_state`, one step
     features, td_state = dg.AssetKey(FEATURES.name), dg.AssetKey(TD_STATE.name)
-    rotation_candidates, confirmations = build_signal_assets(cfg, features)
-    (scanner_quality,) = build_research_assets(cfg, rotation_candidates)
-    (scores,) = build_score_assets(cfg, confirmations, features, td_state)
+    chained = [  # per timeframe in this order, one task each: one step (defs/declare.py)
+        *build_signal_assets(cfg, features),  # rotation_candidates, confirmations
+        *build_research_assets(cfg),  # scanner_quality
+        *build_score_assets(cfg, features, td_state),  # scores
+    ]
+    signal_tables = timeframe_chain_asset("signal_tables", cfg, timeframe_partitions(), chained)
     (alerts,) = build_alert_assets(cfg)
     (sim_trades,) = build_sim_assets(cfg)
-    signal_assets = [rotation_candidates, confirmations, scanner_quality, scores, alerts, sim_trades]
+    signal_assets = [signal_tables, alerts, sim_trades]
     data_job, signals_job = build_jobs([bars, audited_bars, feature_tables], signal_assets)
     backtest_report = build_backtest_report(cfg, [features, td_state])  # on demand: in no job
     return dg.Definitions(

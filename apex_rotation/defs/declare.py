@@ -10,11 +10,12 @@ store at once, whoever launched them (`apex run`, a schedule, the automation sen
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import dagster as dg
 
 from apex_rotation.config import AppConfig
-from apex_rotation.defs.incremental import timeframe_step
+from apex_rotation.defs.incremental import Stage, StepReport, timeframe_chain, timeframe_step
 from apex_rotation.defs.metadata import basket_metadata, latest_tables
 from apex_rotation.log import redact_obj
 from apex_rotation.store.parquet import ParquetStore
@@ -52,6 +53,7 @@ def partitioned_multi_asset(
     partitions_def: dg.PartitionsDefinition,
     specs: Sequence[dg.AssetSpec],
     checks: Sequence[dg.AssetCheckSpec] = (),
+    required_resource_keys: set[str] | None = None,
 ):
     """`@dg.multi_asset` for store-backed assets one step computes together (as `partitioned_asset`: one run
     for all asked partitions, pool `apex_store`); any subset of them can be materialized alone."""
@@ -63,6 +65,7 @@ def partitioned_multi_asset(
         check_specs=list(checks),
         can_subset=True,
         pool=POOL,
+        required_resource_keys=required_resource_keys,
     )
 
 
@@ -105,9 +108,68 @@ def timeframe_result(
     timeframes = context.partition_keys
     report = timeframe_step(store, cfg, asset, timeframes, compute=compute)
     report.say(context.log, asset)
+    metadata = _timeframe_metadata(store, report, timeframes, table, latest_columns)
+    return dg.MaterializeResult(metadata=metadata, check_results=[problems_check(check, report.problems)])
+
+
+def _timeframe_metadata(
+    store: ParquetStore,
+    report: StepReport,
+    timeframes: Sequence[str],
+    table: Table | None,
+    latest_columns: Sequence[str],
+) -> dict:
     metadata = {"by_timeframe": dg.MetadataValue.json(report.summaries), **report.metadata()}
     if table is not None:
         metadata |= basket_metadata(store, table, timeframes)
     if latest_columns:
         metadata |= latest_tables(store, table, timeframes, list(latest_columns))
-    return dg.MaterializeResult(metadata=metadata, check_results=[problems_check(check, report.problems)])
+    return metadata
+
+
+@dataclass(frozen=True)
+class ChainedAsset:
+    """A per-timeframe store asset computed by `timeframe_chain_asset`: its spec and one check, and
+    `stage(store)`, the `compute(tf) -> (summary, problems)` of `timeframe_result`."""
+
+    spec: dg.AssetSpec
+    check: dg.AssetCheckSpec
+    stage: Callable[[ParquetStore], Callable[[str], tuple[object, object]]]
+    table: Table | None = None
+    latest_columns: Sequence[str] = ()
+
+    @property
+    def name(self) -> str:
+        return self.spec.key.to_user_string()
+
+
+def timeframe_chain_asset(
+    name: str, cfg: AppConfig, partitions_def: dg.PartitionsDefinition, assets: Sequence[ChainedAsset]
+) -> dg.AssetsDefinition:
+    """Per-timeframe assets that read one another, in one step: each asked timeframe runs their stages in
+    order as one task (defs/incremental.py, `timeframe_chain`), and each asset reports as
+    `timeframe_result` would (metadata, its check). Any subset can be materialized alone."""
+
+    @partitioned_multi_asset(
+        name=name,
+        partitions_def=partitions_def,
+        specs=[a.spec for a in assets],
+        checks=[a.check for a in assets],
+        required_resource_keys={"store"},  # not annotated: this module's annotations are strings
+    )
+    def chained(context):
+        st, timeframes = context.resources.store.store, context.partition_keys
+        selected = {key.to_user_string() for key in context.selected_asset_keys}
+        chosen = [a for a in assets if a.name in selected]
+        stages = [Stage(a.name, a.stage(st), blocking=a.check.blocking) for a in chosen]
+        reports = timeframe_chain(st, cfg, stages, timeframes)
+        for a in chosen:
+            report = reports[a.name]
+            report.say(context.log, a.name)
+            yield dg.MaterializeResult(
+                asset_key=a.name,
+                metadata=_timeframe_metadata(st, report, timeframes, a.table, a.latest_columns),
+                check_results=[problems_check(a.check.name, report.problems, asset=a.name)],
+            )
+
+    return chained

@@ -210,9 +210,12 @@ TIMEFRAME_STEPS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 }
 
 
-def timeframe_inputs(store: ParquetStore, asset: str) -> list[Path]:
-    """What a per-timeframe step reads: every file of DATA_TABLES and of its signal tables (conservative)."""
-    return table_files(store, (*DATA_TABLES, *TIMEFRAME_STEPS[asset][0]))
+def timeframe_inputs(store: ParquetStore, asset: str, timeframe: str) -> list[Path]:
+    """What a per-timeframe step reads for `timeframe`: every file of DATA_TABLES (any timeframe: scores
+    read the TD state of td.htf and td.ltf) and its signal tables' partition of that timeframe (each stage
+    reads only its own timeframe's signal tables, so the timeframes of one run never depend on each other)."""
+    signal = [store.path(table, timeframe, BASKET_KEY) for table in TIMEFRAME_STEPS[asset][0]]
+    return [*table_files(store, DATA_TABLES), *signal]
 
 
 def timeframe_outputs(store: ParquetStore, asset: str, timeframe: str) -> list[Path]:
@@ -255,10 +258,10 @@ def timeframe_step(
     processes (apex_rotation/parallel.py): `compute` may only write its own tables and return its result.
     One that does more (sends alerts, logs through Dagster's context) passes `parallel=False`."""
     fp = Fingerprints(store, asset, cfg)
-    inputs = timeframe_inputs(store, asset)
     report = StepReport()
     stale = []
     for tf in timeframes:
+        inputs = timeframe_inputs(store, asset, tf)
         if fp.unchanged(tf, BASKET_KEY, inputs, timeframe_outputs(store, asset, tf)) and (
             may_skip is None or may_skip(tf)
         ):
@@ -274,8 +277,77 @@ def timeframe_step(
             report.problems[tf] = found
             fp.forget(tf, BASKET_KEY)
         else:
-            fp.record(tf, BASKET_KEY, inputs, timeframe_outputs(store, asset, tf))
+            fp.record(tf, BASKET_KEY, timeframe_inputs(store, asset, tf), timeframe_outputs(store, asset, tf))
     return report
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One per-timeframe store stage of a chain: `compute(tf) -> (summary, problems)`; a `blocking` stage's
+    problems stop the later stages of that timeframe, as a blocking Dagster check stops downstream steps."""
+
+    asset: str
+    compute: Callable[[str], tuple[object, object]]
+    blocking: bool = True
+
+
+def timeframe_chain(
+    store: ParquetStore, cfg: AppConfig, stages: list[Stage], timeframes: Iterable[str]
+) -> dict[str, StepReport]:
+    """Run the `stages` in order for each asked timeframe, one task per timeframe (possibly a worker
+    process, apex_rotation/parallel.py), skipping a stage whose inputs did not change (TIMEFRAME_STEPS);
+    returns each stage's report.
+
+    Why one task per timeframe and not one step per stage: the 4h scores alone outlast the other
+    timeframes' whole chains, so with a step per stage one core idled through most of every step. A stage
+    that a blocking stage before it stopped for a timeframe is not computed there, and its report says so as
+    a problem of that timeframe (so its own check fails and blocks what reads it). Fingerprints are checked
+    in the task, after the stages before it wrote (their output is its input), and recorded after every
+    task ended, on the files as they were left."""
+    timeframes = list(timeframes)
+    prints = {stage.asset: Fingerprints(store, stage.asset, cfg) for stage in stages}
+
+    def unchanged(stage: Stage, tf: str) -> bool:
+        inputs = timeframe_inputs(store, stage.asset, tf)
+        return prints[stage.asset].unchanged(
+            tf, BASKET_KEY, inputs, timeframe_outputs(store, stage.asset, tf)
+        )
+
+    # the first stage's check, here: it hashes the data files that changed once, and the worker processes
+    # inherit those digests (the later stages read the same data files besides their own timeframe's tables)
+    first = {tf: unchanged(stages[0], tf) for tf in timeframes}
+
+    def chain(tf: str) -> list[tuple[str, object, object]]:
+        done: list[tuple[str, object, object]] = []  # (how, summary, problems) per stage
+        stopped = None
+        for i, stage in enumerate(stages):
+            if stopped is not None:
+                done.append(("stopped", "not computed", [f"not computed: {stopped}"]))
+            elif first[tf] if i == 0 else unchanged(stage, tf):
+                done.append(("unchanged", "unchanged", None))
+            else:
+                summary, found = stage.compute(tf)
+                done.append(("computed", summary, found))
+                if found and stage.blocking:
+                    stopped = f"{stage.asset} {tf} failed its check"
+        return done
+
+    reports = {stage.asset: StepReport() for stage in stages}
+    for tf, done in zip(timeframes, map_partitions(chain, timeframes), strict=True):
+        for stage, (how, summary, found) in zip(stages, done, strict=True):
+            report, fp = reports[stage.asset], prints[stage.asset]
+            report.summaries[tf] = summary
+            if how == "unchanged":
+                report.unchanged.append(tf)
+                continue
+            report.computed.append(tf)
+            if found:
+                report.problems[tf] = found
+                fp.forget(tf, BASKET_KEY)
+            else:
+                inputs = timeframe_inputs(store, stage.asset, tf)
+                fp.record(tf, BASKET_KEY, inputs, timeframe_outputs(store, stage.asset, tf))
+    return reports
 
 
 @dataclass

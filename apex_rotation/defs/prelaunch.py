@@ -74,8 +74,9 @@ def signals_run_idle(cfg: AppConfig, store: ParquetStore, timeframes: Sequence[s
     """Why the signals run of `timeframes` can be skipped, or None when it must run."""
     computed = []
     for asset in TIMEFRAME_STEPS:
-        fp, inputs = Fingerprints(store, asset, cfg), timeframe_inputs(store, asset)
+        fp = Fingerprints(store, asset, cfg)
         for tf in timeframes:
+            inputs = timeframe_inputs(store, asset, tf)
             if not fp.unchanged(tf, BASKET_KEY, inputs, timeframe_outputs(store, asset, tf)):
                 return None
             computed.append(fp.recorded_at(tf, BASKET_KEY))

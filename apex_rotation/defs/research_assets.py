@@ -4,11 +4,12 @@
 import dagster as dg
 
 from apex_rotation.config import AppConfig
-from apex_rotation.defs.declare import check_spec, partitioned_asset, timeframe_result
-from apex_rotation.defs.partitions import timeframe_partitions
+from apex_rotation.defs.declare import ChainedAsset, check_spec
 from apex_rotation.defs.resources import StoreResource
 from apex_rotation.research import backtest
 from apex_rotation.research import scanner_quality as quality
+from apex_rotation.store.parquet import ParquetStore
+from apex_rotation.store.tables import ROTATION_CANDIDATES, SCANNER_QUALITY
 
 GROUP = "research"
 
@@ -26,33 +27,36 @@ def quality_problems(row: dict) -> list[str]:
     return problems
 
 
-def build_research_assets(
-    cfg: AppConfig, rotation_candidates: dg.AssetsDefinition
-) -> list[dg.AssetsDefinition]:
-    @partitioned_asset(
-        partitions_def=timeframe_partitions(),
-        group=GROUP,
-        automation_condition=dg.AutomationCondition.eager(),
-        deps=[rotation_candidates],
-        checks=[
-            check_spec(
-                "scanner_quality",
-                "consistent",
-                "The figures agree with the candidates they were computed from (no more hits than candidates).",
-                blocking=False,
-            )
-        ],
-        description="How good the scan is: precision/recall against the planted truth (synthetic market only) "
-        "and the hindsight catch-up rate of the flagged alts. Read by the run summary; never an input to a "
-        "signal.",
-    )
-    def scanner_quality(context: dg.AssetExecutionContext, store: StoreResource) -> dg.MaterializeResult:
-        def measure(tf: str):
-            row = quality.scanner_quality(cfg, store.store, tf).iloc[0].to_dict()
+def build_research_assets(cfg: AppConfig) -> list[ChainedAsset]:
+    """`scanner_quality`, computed in the `signal_tables` step (defs/build.py) after the scan it measures."""
+
+    def measure(store: ParquetStore):
+        def compute(tf: str):
+            row = quality.scanner_quality(cfg, store, tf).iloc[0].to_dict()
             return row, quality_problems(row)
 
-        return timeframe_result(context, store.store, cfg, "scanner_quality_consistent", measure)
+        return compute
 
+    scanner_quality = ChainedAsset(
+        spec=dg.AssetSpec(
+            SCANNER_QUALITY.name,
+            deps=[ROTATION_CANDIDATES.name],
+            group_name=GROUP,
+            kinds={"parquet"},
+            automation_condition=dg.AutomationCondition.eager(),
+            skippable=True,
+            description="How good the scan is: precision/recall against the planted truth (synthetic market "
+            "only) and the hindsight catch-up rate of the flagged alts. Read by the run summary; never an "
+            "input to a signal.",
+        ),
+        check=check_spec(
+            "scanner_quality",
+            "consistent",
+            "The figures agree with the candidates they were computed from (no more hits than candidates).",
+            blocking=False,
+        ),
+        stage=measure,
+    )
     return [scanner_quality]
 
 
