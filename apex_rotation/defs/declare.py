@@ -127,6 +127,22 @@ def _timeframe_metadata(
     return metadata
 
 
+def chained_spec(name: str, *, group: str, deps: Sequence, description: str) -> dg.AssetSpec:
+    """The spec of a `ChainedAsset`: kind parquet, skippable (a subset of the step's assets can be
+    materialized alone), and run when its inputs are fresh (`eager`): after a bar-close data run updates a
+    timeframe's features, the automation sensor requests that timeframe's partition of every signal asset
+    (one run)."""
+    return dg.AssetSpec(
+        name,
+        deps=list(deps),
+        group_name=group,
+        kinds={"parquet"},
+        automation_condition=dg.AutomationCondition.eager(),
+        skippable=True,
+        description=description,
+    )
+
+
 @dataclass(frozen=True)
 class ChainedAsset:
     """A per-timeframe store asset computed by `timeframe_chain_asset`: its spec and one check, and

@@ -4,7 +4,7 @@
 import dagster as dg
 
 from apex_rotation.config import AppConfig
-from apex_rotation.defs.declare import ChainedAsset, check_spec
+from apex_rotation.defs.declare import ChainedAsset, chained_spec, check_spec
 from apex_rotation.defs.resources import StoreResource
 from apex_rotation.research import backtest
 from apex_rotation.research import scanner_quality as quality
@@ -38,13 +38,10 @@ def build_research_assets(cfg: AppConfig) -> list[ChainedAsset]:
         return compute
 
     scanner_quality = ChainedAsset(
-        spec=dg.AssetSpec(
+        spec=chained_spec(
             SCANNER_QUALITY.name,
+            group=GROUP,
             deps=[ROTATION_CANDIDATES.name],
-            group_name=GROUP,
-            kinds={"parquet"},
-            automation_condition=dg.AutomationCondition.eager(),
-            skippable=True,
             description="How good the scan is: precision/recall against the planted truth (synthetic market "
             "only) and the hindsight catch-up rate of the flagged alts. Read by the run summary; never an "
             "input to a signal.",

@@ -3,7 +3,7 @@
 import dagster as dg
 
 from apex_rotation.config import AppConfig
-from apex_rotation.defs.declare import ChainedAsset, check_spec
+from apex_rotation.defs.declare import ChainedAsset, chained_spec, check_spec
 from apex_rotation.defs.partitions import TIMEFRAME_DIM
 from apex_rotation.signals.scoring import score_problems, score_timeframe
 from apex_rotation.store.parquet import ParquetStore
@@ -30,17 +30,14 @@ def build_score_assets(cfg: AppConfig, features: dg.AssetKey, td_state: dg.Asset
         return compute
 
     scores = ChainedAsset(
-        spec=dg.AssetSpec(
+        spec=chained_spec(
             SCORES.name,
+            group=GROUP,
             deps=[
                 CONFIRMATIONS.name,
                 dg.AssetDep(features, partition_mapping=across_symbols),
                 dg.AssetDep(td_state, partition_mapping=across_symbols),
             ],
-            group_name=GROUP,
-            kinds={"parquet"},
-            automation_condition=dg.AutomationCondition.eager(),
-            skippable=True,
             description="Every signal scored by the composer (signals/score.py): rotation watches on the bar "
             "they confirmed or expired, TD 13s on td.htf; narrative, market, technical, rotation and TD blocks, "
             "regime weighting, HTF/LTF conflict, cool-down, reasons and the trade plan. Reads td_state of "

@@ -3,7 +3,7 @@
 import dagster as dg
 
 from apex_rotation.config import AppConfig
-from apex_rotation.defs.declare import ChainedAsset, check_spec
+from apex_rotation.defs.declare import ChainedAsset, chained_spec, check_spec
 from apex_rotation.defs.partitions import TIMEFRAME_DIM
 from apex_rotation.signals.scanning import scan_timeframe
 from apex_rotation.signals.watching import confirm_history, confirmation_problems, latest_status
@@ -11,9 +11,6 @@ from apex_rotation.store.parquet import ParquetStore
 from apex_rotation.store.tables import CONFIRMATIONS, ROTATION_CANDIDATES
 
 GROUP = "signals"
-# The signal stages run when their inputs are fresh: after a bar-close data run updates a timeframe's
-# features, the automation sensor requests that timeframe's partition of every signal asset (one run).
-FRESH = dg.AutomationCondition.eager()
 CANDIDATE_COLUMNS = [
     "bar_time",
     "symbol",
@@ -52,13 +49,10 @@ def build_signal_assets(cfg: AppConfig, features: dg.AssetKey) -> list[ChainedAs
         return compute
 
     rotation_candidates = ChainedAsset(
-        spec=dg.AssetSpec(
+        spec=chained_spec(
             ROTATION_CANDIDATES.name,
+            group=GROUP,
             deps=[dg.AssetDep(features, partition_mapping=across_symbols)],
-            group_name=GROUP,
-            kinds={"parquet"},
-            automation_condition=FRESH,
-            skippable=True,
             description="LAGGING_ROTATION candidates on every bar: apex move ≥ threshold, alt lagging, "
             "corr/beta gates at the bar before. Also persists the basket's corr/beta profile.",
         ),
@@ -72,13 +66,10 @@ def build_signal_assets(cfg: AppConfig, features: dg.AssetKey) -> list[ChainedAs
         latest_columns=CANDIDATE_COLUMNS,
     )
     confirmations = ChainedAsset(
-        spec=dg.AssetSpec(
+        spec=chained_spec(
             CONFIRMATIONS.name,
+            group=GROUP,
             deps=[ROTATION_CANDIDATES.name, dg.AssetDep(features, partition_mapping=across_symbols)],
-            group_name=GROUP,
-            kinds={"parquet"},
-            automation_condition=FRESH,
-            skippable=True,
             description="Each candidate watched from its trigger bar for `confirm_window_bars` bars: pass/fail "
             "of the configured rule and the reason of every filter (volume spike, breakout, OI shift, funding "
             "flip/hot) per bar; missing data is said, never passed.",
