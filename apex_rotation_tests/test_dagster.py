@@ -242,7 +242,7 @@ from apex_rotation.defs.market_data_assets import build_market_data_assets
 from apex_rotation.defs.resources import SourceResource, StoreResource, duckdb_resource
 from apex_rotation.defs.runner import QUIET, full_range_tags
 config_path, root, first, last = sys.argv[1:]
-assets = [build_market_data_assets(load_config(config_path))]  # bars and audited_bars, one step
+assets = build_market_data_assets(load_config(config_path))
 result = dg.materialize(
     assets, tags=full_range_tags(f"{first}|1h", f"{last}|1d"), run_config=QUIET, raise_on_error=False,
     resources={"store": StoreResource(root=root), "source": SourceResource(), "duckdb": duckdb_resource()},

@@ -28,7 +28,7 @@ from apex_rotation.defs.resources import (
 from apex_rotation.defs.score_assets import build_score_assets
 from apex_rotation.defs.signal_assets import build_signal_assets
 from apex_rotation.defs.sim_assets import build_sim_assets
-from apex_rotation.store.tables import AUDITED_BARS, FEATURES, TD_STATE
+from apex_rotation.store.tables import FEATURES, TD_STATE
 
 
 def build_definitions(
@@ -40,8 +40,8 @@ def build_definitions(
         logsetup.set_secrets(cfg.secrets().values())
     else:
         logsetup.configure(cfg.logging.format, cfg.logging.level, secrets=cfg.secrets().values())
-    market_data = build_market_data_assets(cfg)  # `bars` and `audited_bars`, one step
-    feature_tables = build_feature_assets(cfg, dg.AssetKey(AUDITED_BARS.name))  # `features`, `td_state`
+    bars, audited_bars = build_market_data_assets(cfg)
+    feature_tables = build_feature_assets(cfg, audited_bars)  # `features` and `td_state`, one step
     features, td_state = dg.AssetKey(FEATURES.name), dg.AssetKey(TD_STATE.name)
     chained = [  # per timeframe in this order, one task each: one step (defs/declare.py)
         *build_signal_assets(cfg, features),  # rotation_candidates, confirmations
@@ -52,10 +52,10 @@ def build_definitions(
     (alerts,) = build_alert_assets(cfg)
     (sim_trades,) = build_sim_assets(cfg)
     signal_assets = [signal_tables, alerts, sim_trades]
-    data_job, signals_job = build_jobs([market_data, feature_tables], signal_assets)
+    data_job, signals_job = build_jobs([bars, audited_bars, feature_tables], signal_assets)
     backtest_report = build_backtest_report(cfg, [features, td_state])  # on demand: in no job
     return dg.Definitions(
-        assets=[market_data, feature_tables, *signal_assets, backtest_report],
+        assets=[bars, audited_bars, feature_tables, *signal_assets, backtest_report],
         jobs=[data_job, signals_job],
         schedules=build_schedules(cfg, data_job),
         sensors=[build_automation_sensor(signal_assets)],

@@ -67,7 +67,7 @@ FEATURES_DESCRIPTION = (
 TD_STATE_DESCRIPTION = "TD Sequential state per bar (../shared/specs/td_sequential.md; profile from config)."
 
 
-def build_feature_assets(cfg: AppConfig, audited_bars: dg.AssetKey) -> dg.AssetsDefinition:
+def build_feature_assets(cfg: AppConfig, audited_bars: dg.AssetsDefinition) -> dg.AssetsDefinition:
     """`features` and `td_state`, computed in one step (`feature_tables`): both are built from the same
     audited bars, so one task per partition reads them once, and a bar close runs one step fewer (its
     Dagster bookkeeping and its round of worker processes). Each asset keeps its own partitions, metadata

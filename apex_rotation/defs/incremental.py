@@ -360,16 +360,12 @@ class SymbolStep:
     output: Callable[[str, str], Path]
     extra: Callable[[str, str], dict | None] = lambda symbol, tf: None
 
-    def unchanged(self, symbol: str, tf: str) -> bool:
-        """True when partition (symbol, tf) was computed from its inputs as they are now."""
-        args = (self.inputs(symbol, tf), [self.output(symbol, tf)], self.extra(symbol, tf))
-        return self.fingerprints.unchanged(tf, symbol, *args)
-
     def split(self, pairs: Iterable[tuple[str, str]]) -> tuple[list[tuple[str, str]], StepReport]:
         """The partitions to compute (their inputs changed) and the report naming the unchanged ones."""
         stale, report = [], StepReport()
         for symbol, tf in pairs:
-            if self.unchanged(symbol, tf):
+            args = (self.inputs(symbol, tf), [self.output(symbol, tf)], self.extra(symbol, tf))
+            if self.fingerprints.unchanged(tf, symbol, *args):
                 report.unchanged.append(f"{symbol}|{tf}")
             else:
                 stale.append((symbol, tf))
@@ -378,7 +374,12 @@ class SymbolStep:
 
     def all_unchanged(self, pairs: Iterable[tuple[str, str]]) -> bool:
         """True when no partition of `pairs` would be computed (stops at the first that would)."""
-        return all(self.unchanged(symbol, tf) for symbol, tf in pairs)
+        return all(
+            self.fingerprints.unchanged(
+                tf, symbol, self.inputs(symbol, tf), [self.output(symbol, tf)], self.extra(symbol, tf)
+            )
+            for symbol, tf in pairs
+        )
 
     def record(self, computed: Iterable[tuple[str, str]], problems: Mapping[str, object]) -> None:
         """Remember the computed partitions that passed their checks (`problems` keyed `symbol|tf`)."""

@@ -11,8 +11,8 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from apex_rotation.config import AppConfig
-from apex_rotation.defs.declare import check_spec, partitioned_multi_asset, problems_check
-from apex_rotation.defs.incremental import Fingerprints, StepReport, SymbolStep
+from apex_rotation.defs.declare import check_spec, partitioned_asset, problems_check
+from apex_rotation.defs.incremental import Fingerprints, SymbolStep
 from apex_rotation.defs.metadata import markdown_table, stored_rows, table_metadata
 from apex_rotation.defs.partitions import (
     bar_close_of,
@@ -28,7 +28,6 @@ from apex_rotation.store.audit import AuditReport
 from apex_rotation.store.audit_report import rebuild_audit_report
 from apex_rotation.store.parquet import ParquetStore
 from apex_rotation.store.query import connect, row_counts
-from apex_rotation.store.refresh import RefreshSummary
 from apex_rotation.store.tables import AUDITED_BARS, BARS, Table
 from apex_rotation.timeframes import BASE_TIMEFRAME
 
@@ -53,46 +52,58 @@ def audited_bars_step(cfg: AppConfig, st: ParquetStore) -> SymbolStep:
     )
 
 
-def build_market_data_assets(cfg: AppConfig) -> dg.AssetsDefinition:
-    """`bars` and `audited_bars`, in one step (`market_data`): each symbol's bars are audited in the task
-    that refreshed them, right after, so a bar close runs one round of worker processes and one Dagster
-    step fewer. A symbol whose bars failed is not audited; the others are stored and audited, and the step
-    then fails so nothing downstream runs stale. Either asset can be materialized alone."""
+def build_market_data_assets(cfg: AppConfig) -> list[dg.AssetsDefinition]:
     partitions = symbol_timeframe_partitions(cfg)
-    limit = cfg.audit.max_missing_pct
 
-    @partitioned_multi_asset(
-        name="market_data",
+    @partitioned_asset(
         partitions_def=partitions,
-        specs=[
-            dg.AssetSpec(
-                BARS.name,
-                group_name=GROUP,
-                kinds={"parquet"},
-                skippable=True,
-                description="Closed OHLCV bars from the configured source: 1h fetched, 4h/1d resampled on "
-                "UTC boundaries; funding and open interest refreshed alongside. A bar-close run sees the "
-                "market as of its bar close.",
-            ),
-            dg.AssetSpec(
-                AUDITED_BARS.name,
-                deps=[BARS.name],
-                group_name=GROUP,
-                kinds={"parquet"},
-                skippable=True,
-                description="Audited bars on a gap-free grid: gaps and bad ticks replaced by flagged flat "
-                "bars, absurd wicks clipped (the close kept), 4h/1d built from traded hours only "
-                "(`filled_hours`), outlier returns flagged (docs/data-policy.md). Validated before it is "
-                "written; a partition whose bars did not change since its audit is skipped.",
-            ),
-        ],
+        group=GROUP,
         checks=[
             check_spec(
                 "bars",
                 "schema",
                 "Every partition validated against bars_schema before it is written; every asked partition "
                 "stored and readable.",
-            ),
+            )
+        ],
+        description="Closed OHLCV bars from the configured source: 1h fetched, 4h/1d resampled on UTC "
+        "boundaries; funding and open interest refreshed alongside. A bar-close run sees the market as of "
+        "its bar close.",
+    )
+    def bars(context: dg.AssetExecutionContext, store: StoreResource, source: SourceResource):
+        pairs = split_keys(partitions, context.partition_keys)
+        with source.refresher(cfg, store.store, now=bar_close_of(context)) as refresher:
+            summary = refresher.refresh(group_by_symbol(pairs))
+        if (
+            summary.bar_errors
+        ):  # the other symbols are stored; the step fails so nothing downstream runs stale
+            raise SourceError(f"bars failed for {redact_obj(summary.bar_errors)}")
+        for name, error in summary.errors.items():
+            context.log.warning(f"{name}: {error}")
+        new_rows = {s.symbol: s.new_rows for s in summary.symbols}
+        context.log.info(f"bars: {sum(new_rows.values())} new 1h bars from {refresher.source.name}")
+        return dg.MaterializeResult(
+            metadata={
+                "source": refresher.source.name,
+                "partitions": len(pairs),
+                "new_1h_rows": dg.MetadataValue.json(new_rows),
+                "perps_errors": dg.MetadataValue.json(redact_obj(summary.errors)),
+                **table_metadata(store.store, BARS, pairs),
+            },
+            check_results=[
+                problems_check(
+                    "bars_schema", stored_problems(store.store, BARS, pairs), partitions=len(pairs)
+                )
+            ],
+        )
+
+    limit = cfg.audit.max_missing_pct
+
+    @partitioned_asset(
+        partitions_def=partitions,
+        group=GROUP,
+        deps=[bars],
+        checks=[
             check_spec(
                 "audited_bars",
                 "schema",
@@ -106,8 +117,12 @@ def build_market_data_assets(cfg: AppConfig) -> dg.AssetsDefinition:
                 blocking=False,
             ),
         ],
+        description="Audited bars on a gap-free grid: gaps and bad ticks replaced by flagged flat bars, absurd "
+        "wicks clipped (the close kept), 4h/1d built from traded hours only (`filled_hours`), outlier "
+        "returns flagged (docs/data-policy.md). Validated before it is written; a partition whose bars did "
+        "not change since its audit is skipped.",
     )
-    def market_data(
+    def audited_bars(
         context: dg.AssetExecutionContext,
         store: StoreResource,
         source: SourceResource,
@@ -115,110 +130,45 @@ def build_market_data_assets(cfg: AppConfig) -> dg.AssetsDefinition:
     ):
         st = store.store
         pairs = split_keys(partitions, context.partition_keys)
-        selected = {key.to_user_string() for key in context.selected_asset_keys}
-        step = audited_bars_step(cfg, st)
-        summary = None
         with source.refresher(cfg, st, now=bar_close_of(context)) as refresher:
-            if BARS.name in selected:
-                wanted = (lambda s, tf: not step.unchanged(s, tf)) if AUDITED_BARS.name in selected else False
-                summary = refresher.refresh(group_by_symbol(pairs), audit=wanted)
-                fresh = {(r.symbol, r.timeframe): r for r in summary.reports}
-            else:  # audited_bars alone: the partitions whose bars changed, a symbol per task
-                stale, _ = step.split(pairs)
-                by_symbol = group_by_symbol(stale)  # a symbol's 4h/1d audits reuse its 1h one
-                audits = map_partitions(
-                    lambda s: [refresher.audit(s, tf) for tf in by_symbol[s]], list(by_symbol), prime=True
-                )
-                fresh = {(r.symbol, r.timeframe): r for reports in audits for r in reports}
-        audited = [pair for pair in pairs if pair in fresh]
-        schema = stored_problems(st, AUDITED_BARS, audited)
-        step.record(audited, schema)  # what was audited passed; recorded even when the step then fails
-        if summary is not None:
-            if summary.bar_errors:  # the other symbols are stored; the step fails so nothing downstream runs
-                raise SourceError(f"bars failed for {redact_obj(summary.bar_errors)}")
-            yield _bars_result(context, st, refresher.source.name, summary, pairs)
-        if AUDITED_BARS.name in selected:
-            report = StepReport(
-                computed=[f"{s}|{tf}" for s, tf in audited],
-                unchanged=[f"{s}|{tf}" for s, tf in pairs if (s, tf) not in fresh],
+            step = audited_bars_step(cfg, st)
+            stale, report = step.split(pairs)
+            by_symbol = group_by_symbol(stale)  # a symbol's 4h/1d audits reuse its 1h one: one task each
+            audits = map_partitions(
+                lambda s: [refresher.audit(s, tf) for tf in by_symbol[s]], list(by_symbol), prime=True
             )
-            report.say(context.log, AUDITED_BARS.name)
-            yield _audited_result(st, duckdb, cfg, pairs, fresh, report)
+            fresh = {(r.symbol, r.timeframe): r for reports in audits for r in reports}
+        reports = [
+            fresh.get((s, tf)) or AuditReport.model_validate(st.meta(AUDITED_BARS, tf, s)) for s, tf in pairs
+        ]
+        schema = stored_problems(st, AUDITED_BARS, pairs)
+        step.record(stale, schema)
+        report.say(context.log, "audited_bars")
+        report_path = rebuild_audit_report(st)
+        with duckdb.get_connection() as con:  # in-memory: reads the Parquet files, holds no file lock
+            stored = row_counts(connect(st.root, con), AUDITED_BARS.name)
+        over = {f"{r.symbol}|{r.timeframe}": r.missing_pct for r in reports if r.missing_pct > limit}
+        audit = [r.model_dump(mode="json") for r in reports]
+        return dg.MaterializeResult(
+            metadata={
+                "partitions": len(pairs),
+                **report.metadata(),
+                "missing": sum(r.missing for r in reports),
+                "filled": sum(r.filled for r in reports),
+                "audit": dg.MetadataValue.md(markdown_table(_frame(audit), AUDIT_COLUMNS, rows=len(audit))),
+                # the full reports live in the file: Dagster copies a step's metadata onto every
+                # partition's materialization, so 16 KB of JSON here was 51 copies per bar-close run
+                "report": dg.MetadataValue.path(str(report_path)),
+                "store_rows": dg.MetadataValue.json(stored),
+                **table_metadata(st, AUDITED_BARS, pairs),
+            },
+            check_results=[
+                problems_check("audited_bars_schema", schema, partitions=len(pairs)),
+                problems_check("audited_bars_missing", over, dg.AssetCheckSeverity.WARN, limit_pct=limit),
+            ],
+        )
 
-    return market_data
-
-
-def _bars_result(
-    context: dg.AssetExecutionContext,
-    st: ParquetStore,
-    source_name: str,
-    summary: RefreshSummary,
-    pairs: list[tuple[str, str]],
-) -> dg.MaterializeResult:
-    for name, error in summary.errors.items():
-        context.log.warning(f"{name}: {error}")
-    new_rows = {s.symbol: s.new_rows for s in summary.symbols}
-    context.log.info(f"bars: {sum(new_rows.values())} new 1h bars from {source_name}")
-    return dg.MaterializeResult(
-        asset_key=BARS.name,
-        metadata={
-            "source": source_name,
-            "partitions": len(pairs),
-            "new_1h_rows": dg.MetadataValue.json(new_rows),
-            "perps_errors": dg.MetadataValue.json(redact_obj(summary.errors)),
-            **table_metadata(st, BARS, pairs),
-        },
-        check_results=[
-            problems_check(
-                "bars_schema", stored_problems(st, BARS, pairs), partitions=len(pairs), asset=BARS.name
-            )
-        ],
-    )
-
-
-def _audited_result(
-    st: ParquetStore,
-    duckdb: DuckDBResource,
-    cfg: AppConfig,
-    pairs: list[tuple[str, str]],
-    fresh: dict[tuple[str, str], AuditReport],
-    report: StepReport,
-) -> dg.MaterializeResult:
-    limit = cfg.audit.max_missing_pct
-    reports = [
-        fresh.get((s, tf)) or AuditReport.model_validate(st.meta(AUDITED_BARS, tf, s)) for s, tf in pairs
-    ]
-    schema = stored_problems(st, AUDITED_BARS, pairs)
-    report_path = rebuild_audit_report(st)
-    with duckdb.get_connection() as con:  # in-memory: reads the Parquet files, holds no file lock
-        stored = row_counts(connect(st.root, con), AUDITED_BARS.name)
-    over = {f"{r.symbol}|{r.timeframe}": r.missing_pct for r in reports if r.missing_pct > limit}
-    audit = [r.model_dump(mode="json") for r in reports]
-    return dg.MaterializeResult(
-        asset_key=AUDITED_BARS.name,
-        metadata={
-            "partitions": len(pairs),
-            **report.metadata(),
-            "missing": sum(r.missing for r in reports),
-            "filled": sum(r.filled for r in reports),
-            "audit": dg.MetadataValue.md(markdown_table(_frame(audit), AUDIT_COLUMNS, rows=len(audit))),
-            # the full reports live in the file: Dagster copies a step's metadata onto every
-            # partition's materialization, so 16 KB of JSON here was 51 copies per bar-close run
-            "report": dg.MetadataValue.path(str(report_path)),
-            "store_rows": dg.MetadataValue.json(stored),
-            **table_metadata(st, AUDITED_BARS, pairs),
-        },
-        check_results=[
-            problems_check("audited_bars_schema", schema, partitions=len(pairs), asset=AUDITED_BARS.name),
-            problems_check(
-                "audited_bars_missing",
-                over,
-                dg.AssetCheckSeverity.WARN,
-                asset=AUDITED_BARS.name,
-                limit_pct=limit,
-            ),
-        ],
-    )
+    return [bars, audited_bars]
 
 
 def _frame(records: list[dict]) -> pd.DataFrame:

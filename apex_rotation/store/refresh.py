@@ -65,9 +65,6 @@ class RefreshSummary:
         return {k: v for k, v in self.errors.items() if ":" not in k and k != "open_interest"}
 
 
-AuditWanted = Callable[[str, str], bool]  # (symbol, timeframe) → audit it now
-
-
 class StoreRefresher:
     """Refreshes and audits the store from one source; `now` is injectable for tests and replays."""
 
@@ -336,14 +333,12 @@ class StoreRefresher:
         self,
         timeframes_by_symbol: dict[str, Sequence[str]],
         progress: Callable[[str], None] | None = None,
-        audit: bool | AuditWanted = False,
+        audit: bool = False,
     ) -> RefreshSummary:
         """Refresh bars (and audit them when asked), then funding/OI, open interest and ground truth.
 
-        `audit`: True audits every refreshed timeframe; a function `audit(symbol, timeframe)` audits those
-        it asks for, asked right after the symbol's bars were written (a fingerprint check sees them). A
-        failing symbol is reported and the others still complete (their audits included); a perps-venue
-        failure is reported under `<symbol>:perps` and never costs that symbol's spot bars.
+        A failing symbol is reported and the others still complete; a perps-venue failure is reported
+        under `<symbol>:perps` and never costs that symbol's spot bars.
         """
         summary = RefreshSummary()
         items = list(timeframes_by_symbol.items())
@@ -351,27 +346,12 @@ class StoreRefresher:
             outcomes = map_partitions(
                 lambda item: self._refresh_symbol(*item, audit=audit), items, prime=True
             )  # the first symbol here: a generated market is built once, then inherited
-        elif progress is None:  # a live venue's session is never forked: its bars one after another,
-            outcomes = [self._refresh_symbol(s, tfs, audit=False) for s, tfs in items]
-            if audit:  # then the audits, which only read the store, a few at once
-                ok = [
-                    (s, tfs)
-                    for (s, tfs), (_, _, errors) in zip(items, outcomes, strict=True)
-                    if s not in errors
-                ]
-                audits = map_partitions(lambda item: self._audit_symbol(*item, audit=audit), ok, prime=True)
-                by_symbol = {s: found for (s, _), found in zip(ok, audits, strict=True)}
-                for (symbol, _), (_, reports, errors) in zip(items, outcomes, strict=True):
-                    found = by_symbol.get(symbol, [])
-                    if isinstance(found, str):  # reported as the serial path does: the symbol failed
-                        errors[symbol] = found
-                    else:
-                        reports.extend(found)
-        else:  # progress as each symbol ends
+        else:  # a live venue's session is never shared with forked workers; progress as each one ends
             outcomes = []
             for symbol, timeframes in items:
                 outcomes.append(self._refresh_symbol(symbol, timeframes, audit=audit))
-                progress(symbol)
+                if progress:
+                    progress(symbol)
         for done, reports, errors in outcomes:
             if done:
                 summary.symbols.append(done)
@@ -395,7 +375,7 @@ class StoreRefresher:
         try:
             done = self.refresh_bars(symbol, timeframes)
             if audit:
-                reports = [self.audit(symbol, tf) for tf in timeframes if audit is True or audit(symbol, tf)]
+                reports = [self.audit(symbol, tf) for tf in timeframes]
         except Exception as exc:  # reported per symbol; the run fails at the end
             log.error("refresh failed", extra=kv(symbol=symbol, error=str(exc)))
             errors[symbol] = f"{type(exc).__name__}: {exc}"
@@ -406,16 +386,6 @@ class StoreRefresher:
                 log.error("perps refresh failed", extra=kv(symbol=symbol, error=str(exc)))
                 errors[f"{symbol}:perps"] = f"{type(exc).__name__}: {exc}"
         return done, reports, errors
-
-    def _audit_symbol(
-        self, symbol: str, timeframes: Sequence[str], audit: bool | AuditWanted
-    ) -> list[AuditReport] | str:
-        """The audits `audit` asks for of one symbol whose bars are stored, or the error that stopped them."""
-        try:
-            return [self.audit(symbol, tf) for tf in timeframes if audit is True or audit(symbol, tf)]
-        except Exception as exc:  # reported per symbol; the run fails at the end
-            log.error("refresh failed", extra=kv(symbol=symbol, error=str(exc)))
-            return f"{type(exc).__name__}: {exc}"
 
     def refresh_all(
         self,
