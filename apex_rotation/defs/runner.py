@@ -87,9 +87,10 @@ class StepTimer(logging.Handler):
         elif kind in (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE):
             start = self._start.pop(step, now)
             details = self._detail.pop(step, {})
-            detail = "; ".join(
-                d if len(details) == 1 else f"{asset} {d}" for asset, d in details.items()
-            )  # a step of several assets (feature_tables) names each
+            if len(set(details.values())) <= 1:  # one asset, or a step's assets all alike: said once
+                detail = next(iter(details.values()), "")
+            else:  # a step of several assets whose counts differ names each
+                detail = "; ".join(f"{asset} {d}" for asset, d in details.items())
             timing = StepTime(step, now - start, self._returned.pop(step, now) - start, detail)
             if kind == dg.DagsterEventType.STEP_FAILURE:
                 timing.detail = "FAILED"
