@@ -89,6 +89,7 @@ def test_a_blocking_failure_stops_its_timeframe_only_and_is_recomputed_next_time
     assert reports["confirmations"].problems == {"4h": ["broken"]}
     assert reports["scores"].problems == {"4h": ["not computed: confirmations 4h failed its check"]}
     assert reports["scores"].summaries["4h"] == "not computed"
+    assert reports["scores"].computed == ["1h", "1d"] and reports["confirmations"].computed == TIMEFRAMES
 
     # nothing changed, but what failed or did not run has no fingerprint: it runs again
     timeframe_chain(store, default_config, _stages(store, calls), TIMEFRAMES)

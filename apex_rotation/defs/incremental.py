@@ -340,7 +340,8 @@ def timeframe_chain(
             if how == "unchanged":
                 report.unchanged.append(tf)
                 continue
-            report.computed.append(tf)
+            if how == "computed":  # not one a failure before it stopped
+                report.computed.append(tf)
             if found:
                 report.problems[tf] = found
                 fp.forget(tf, BASKET_KEY)
