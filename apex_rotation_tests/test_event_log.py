@@ -131,10 +131,14 @@ def _log_entry(run_id: str, message: str) -> dg.EventLogEntry:
 
 
 def test_a_live_run_view_sees_events_written_through_the_pooled_connection(tmp_path):
-    """The webserver follows a run by watching `<run_id>.db`; the pooled connection keeps that file up to
-    date (a passive checkpoint after each write), as Dagster's connection-per-transaction does by closing."""
+    """The webserver follows a run by watching `<run_id>.db`; a write through the pooled connection touches
+    that file (in WAL mode the write alone leaves it as it was), even while another process is in the
+    middle of a read, which keeps a checkpoint from reaching the file."""
     storage = _storage(tmp_path)
     storage.store_event(_log_entry("run1", "first"))  # the run's database exists before it is watched
+    reader = sqlite3.connect(tmp_path / "runs" / "run1.db", isolation_level=None)
+    reader.execute("BEGIN")
+    reader.execute("SELECT COUNT(*) FROM event_logs").fetchall()  # a read snapshot held open
     seen: list[str] = []
     storage.watch("run1", None, lambda entry, cursor: seen.append(entry.user_message))
     try:
@@ -145,6 +149,7 @@ def test_a_live_run_view_sees_events_written_through_the_pooled_connection(tmp_p
                 time.sleep(0.05)
         assert seen[-2:] == ["second", "third"]
     finally:
+        reader.close()
         storage.end_watch("run1", next(iter(storage._watchers["run1"]), None))
         storage.dispose()
 

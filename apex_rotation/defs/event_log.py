@@ -8,7 +8,8 @@ materialization per partition, so a midnight bar-close run (51 partitions × 4 a
 Dagster's `SqliteEventLogStorage.store_event` runs (the rows are identical), in one transaction on the
 run's database and one on the index. Every database is also reached through one pooled engine per
 process instead of a new engine, connection and WAL checkpoint per transaction (Dagster's `_connect`): the
-~400 transactions of a midnight bar close cost ~2.5 ms each in that setup alone. Everything else, what is
+~400 transactions of a midnight bar close cost ~2.5 ms each in that setup alone (a write to a run's
+database touches its file, which the UI's live run view watches). Everything else, what is
 read and written included, is Dagster's class unchanged.
 
 The project's instance uses it (defs/instance.py adds it to a new instance's `dagster.yaml`); remove that
@@ -31,6 +32,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection, Engine
 
 OPEN_RUN_DATABASES = 4
+_INHERITED: list = []  # a forked child's copies of its parent's engines: never disposed there
 
 
 class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
@@ -52,9 +54,10 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
     @contextmanager
     def _pooled_connect(self, shard: str | None) -> Iterator[Connection]:
         """A transaction on one database through this process's pooled engine for it, Dagster's lock held
-        as in its `_connect`. A transaction that wrote to a run's database is followed by a passive WAL
-        checkpoint: the webserver follows a live run by watching `<run_id>.db`, which a write in WAL mode
-        leaves untouched until a checkpoint (Dagster's `_connect` gets one by closing the connection)."""
+        as in its `_connect`. After a transaction that wrote to a run's database, `<run_id>.db` is touched:
+        the webserver follows a live run by watching that file, which a write in WAL mode leaves untouched
+        until a checkpoint (Dagster's `_connect` gets one by closing the last connection; with pooled
+        connections, and a reader in the middle of a read, none may come)."""
         if not isinstance(shard, str):
             raise TypeError(f"shard must be a run id or the index, not {shard!r}")
         with self._db_lock, self._engine(shard).connect() as conn:
@@ -63,13 +66,16 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
             with conn.begin():
                 yield conn
             if shard != INDEX_SHARD_NAME and raw.total_changes != before:
-                conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+                os.utime(self.path_for_shard(shard))  # the watchdog reports it as a modification
 
     def _engine(self, shard: str) -> Engine:
-        """The shard's engine, made once per process: a forked child never touches its parent's connections
-        (SQLite forbids carrying one across fork) and opens its own. A few run databases are kept open
-        (a webserver reads many runs); the least recently used one is closed."""
+        """The shard's engine, made once per process: a forked child never uses or closes its parent's
+        connections (SQLite forbids carrying one across fork; they are kept referenced, so never freed
+        there) and opens its own. A few run databases are kept open (a webserver reads many runs); the least
+        recently used one is closed."""
         if self._engines is None or self._engines_pid != os.getpid():
+            if self._engines is not None:
+                _INHERITED.append(self._engines)
             self._engines, self._engines_pid = OrderedDict(), os.getpid()
         engine = self._engines.pop(shard, None)
         if engine is None:
