@@ -317,3 +317,27 @@ def test_secrets_never_reach_dagsters_console(capfd, monkeypatch):
     err = capfd.readouterr().err
     assert "posting with bot" in err and "***" in err
     assert "AAHsecret" not in err and "webhook-secret-value" not in err
+
+
+@pytest.mark.parametrize(
+    ("asset", "check"), [("scores", "scores_sound"), ("td_state", "td_state_invariants")]
+)
+def test_a_check_of_a_shared_step_asked_alone_is_refused_in_one_line(
+    small_config_path, tmp_path, asset, check
+):
+    """Dagster lets the UI execute one check of a multi-asset step alone; ours report what computing the
+    partitions found, so the run fails saying to materialize the asset (not Dagster's partition error)."""
+    defs = build_definitions(load_config(small_config_path), store_root=str(tmp_path))
+    job = dg.define_asset_job(
+        "check_alone", selection=dg.AssetSelection.checks(dg.AssetCheckKey(dg.AssetKey(asset), check))
+    )
+    defs = dg.Definitions(assets=defs.assets, jobs=[job], resources=defs.resources)
+    result = defs.resolve_job_def("check_alone").execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(), raise_on_error=False, run_config=QUIET
+    )
+    failures = [
+        e.step_failure_data.error.message for e in result.all_events if e.event_type_value == "STEP_FAILURE"
+    ]
+    assert not result.success and len(failures) == 1
+    assert f"{check}: a check here runs with its asset" in failures[0]
+    assert "materialize the asset's partitions" in failures[0]

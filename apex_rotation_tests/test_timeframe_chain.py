@@ -9,7 +9,7 @@ from apex_rotation.store.parquet import ParquetStore
 from apex_rotation.store.tables import BASKET_KEY, FEATURES
 
 TIMEFRAMES = ["1h", "4h", "1d"]
-CHAIN = ["rotation_candidates", "confirmations", "scores"]
+CHAIN = ["rotation_candidates", "confirmations", "scanner_quality", "scores"]
 
 
 def _frame(value: float) -> pd.DataFrame:
@@ -77,20 +77,37 @@ def test_each_timeframe_runs_the_stages_in_order_and_a_rerun_skips_them(store, d
     assert changed["scores"].summaries["4h"] == {"value": 2.0}
 
 
-def test_a_blocking_failure_stops_its_timeframe_only_and_is_recomputed_next_time(
+def test_a_blocking_failure_stops_what_reads_it_in_its_timeframe_and_reruns_next_time(
     store, default_config, tmp_path
 ):
     calls = Calls(tmp_path / "calls")
     stages = _stages(store, calls, failing={("confirmations", "4h")})
     reports = timeframe_chain(store, default_config, stages, TIMEFRAMES)
     done = calls()
-    assert ("scores", "4h") not in done
+    assert ("scores", "4h") not in done  # reads confirmations
+    assert ("scanner_quality", "4h") in done  # reads only rotation_candidates
     assert ("scores", "1h") in done and ("scores", "1d") in done
     assert reports["confirmations"].problems == {"4h": ["broken"]}
     assert reports["scores"].problems == {"4h": ["not computed: confirmations 4h failed its check"]}
     assert reports["scores"].summaries["4h"] == "not computed"
     assert reports["scores"].computed == ["1h", "1d"] and reports["confirmations"].computed == TIMEFRAMES
+    assert reports["scanner_quality"].problems == {}
 
     # nothing changed, but what failed or did not run has no fingerprint: it runs again
     timeframe_chain(store, default_config, _stages(store, calls), TIMEFRAMES)
     assert sorted(calls()) == [("confirmations", "4h"), ("scores", "4h")]
+
+
+def test_a_failed_scan_stops_everything_after_it_in_its_timeframe(store, default_config, tmp_path):
+    calls = Calls(tmp_path / "calls")
+    reports = timeframe_chain(
+        store, default_config, _stages(store, calls, failing={("rotation_candidates", "1d")}), TIMEFRAMES
+    )
+    assert [a for a, tf in calls() if tf == "1d"] == ["rotation_candidates"]
+    why = ["not computed: rotation_candidates 1d failed its check"]
+    assert {a: r.problems.get("1d") for a, r in reports.items() if a != "rotation_candidates"} == {
+        "confirmations": why,
+        "scanner_quality": why,
+        "scores": why,  # through confirmations
+    }
+    assert timeframe_chain(store, default_config, [], TIMEFRAMES) == {}

@@ -69,6 +69,18 @@ def partitioned_multi_asset(
     )
 
 
+def refuse_checks_alone(context: dg.AssetExecutionContext) -> None:
+    """A step of several assets can be asked for checks alone (Dagster's "Execute" on a check). Its checks
+    say what computing the asset found, so they run with it: say so in one line instead of Dagster's
+    error about a run without partitions."""
+    if not context.selected_asset_keys:
+        checks = ", ".join(sorted(k.name for k in context.selected_asset_check_keys)) or "its checks"
+        raise dg.Failure(
+            description=f"{checks}: a check here runs with its asset (it reports what computing the "
+            "partitions found); materialize the asset's partitions to check them"
+        )
+
+
 def check_spec(asset: str, name: str, description: str, *, blocking: bool = True) -> dg.AssetCheckSpec:
     """A check named `<asset>_<name>`; a blocking one stops downstream steps when it fails."""
     return dg.AssetCheckSpec(f"{asset}_{name}", asset=asset, blocking=blocking, description=description)
@@ -174,6 +186,7 @@ def timeframe_chain_asset(
         required_resource_keys={"store"},  # not annotated: this module's annotations are strings
     )
     def chained(context):
+        refuse_checks_alone(context)
         st, timeframes = context.resources.store.store, context.partition_keys
         selected = {key.to_user_string() for key in context.selected_asset_keys}
         chosen = [a for a in assets if a.name in selected]

@@ -8,7 +8,12 @@ from the store because the DuckDB IO manager cannot load a non-contiguous upstre
 import dagster as dg
 
 from apex_rotation.config import AppConfig
-from apex_rotation.defs.declare import check_spec, partitioned_multi_asset, problems_check
+from apex_rotation.defs.declare import (
+    check_spec,
+    partitioned_multi_asset,
+    problems_check,
+    refuse_checks_alone,
+)
 from apex_rotation.defs.incremental import Fingerprints, SymbolStep
 from apex_rotation.defs.metadata import table_metadata
 from apex_rotation.defs.partitions import SYMBOL_DIM, TIMEFRAME_DIM, split_keys, symbol_timeframe_partitions
@@ -111,6 +116,7 @@ def build_feature_assets(cfg: AppConfig, audited_bars: dg.AssetsDefinition) -> d
         ],
     )
     def feature_tables(context: dg.AssetExecutionContext, store: StoreResource):
+        refuse_checks_alone(context)
         st = store.store
         pairs = split_keys(partitions, context.partition_keys)
         selected = {key.to_user_string() for key in context.selected_asset_keys}

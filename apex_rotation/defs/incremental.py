@@ -284,7 +284,8 @@ def timeframe_step(
 @dataclass(frozen=True)
 class Stage:
     """One per-timeframe store stage of a chain: `compute(tf) -> (summary, problems)`; a `blocking` stage's
-    problems stop the later stages of that timeframe, as a blocking Dagster check stops downstream steps."""
+    problems stop the later stages of that timeframe that read its tables (TIMEFRAME_STEPS), directly or
+    through another, as a blocking Dagster check stops the steps downstream of it."""
 
     asset: str
     compute: Callable[[str], tuple[object, object]]
@@ -305,6 +306,8 @@ def timeframe_chain(
     in the task, after the stages before it wrote (their output is its input), and recorded after every
     task ended, on the files as they were left."""
     timeframes = list(timeframes)
+    if not stages:
+        return {}
     prints = {stage.asset: Fingerprints(store, stage.asset, cfg) for stage in stages}
 
     def unchanged(stage: Stage, tf: str) -> bool:
@@ -319,17 +322,20 @@ def timeframe_chain(
 
     def chain(tf: str) -> list[tuple[str, object, object]]:
         done: list[tuple[str, object, object]] = []  # (how, summary, problems) per stage
-        stopped = None
+        stale: dict[str, str] = {}  # table → why it is not to be read (a blocking failure upstream)
         for i, stage in enumerate(stages):
-            if stopped is not None:
-                done.append(("stopped", "not computed", [f"not computed: {stopped}"]))
+            reads, writes = TIMEFRAME_STEPS[stage.asset]
+            why = next((stale[table] for table in reads if table in stale), None)
+            if why is not None:  # what it reads failed its check: stopped, and so is what reads it
+                done.append(("stopped", "not computed", [f"not computed: {why}"]))
+                stale.update(dict.fromkeys(writes, why))
             elif first[tf] if i == 0 else unchanged(stage, tf):
                 done.append(("unchanged", "unchanged", None))
             else:
                 summary, found = stage.compute(tf)
                 done.append(("computed", summary, found))
                 if found and stage.blocking:
-                    stopped = f"{stage.asset} {tf} failed its check"
+                    stale.update(dict.fromkeys(writes, f"{stage.asset} {tf} failed its check"))
         return done
 
     reports = {stage.asset: StepReport() for stage in stages}
