@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import dagster as dg
 
@@ -158,11 +159,11 @@ def chained_spec(name: str, *, group: str, deps: Sequence, description: str) -> 
 @dataclass(frozen=True)
 class ChainedAsset:
     """A per-timeframe store asset computed by `timeframe_chain_asset`: its spec and one check, and
-    `stage(store)`, the `compute(tf) -> (summary, problems)` of `timeframe_result`."""
+    `stage(store, tf) -> (summary, problems)`, the `compute` of `timeframe_result` given the store."""
 
     spec: dg.AssetSpec
     check: dg.AssetCheckSpec
-    stage: Callable[[ParquetStore], Callable[[str], tuple[object, object]]]
+    stage: Callable[[ParquetStore, str], tuple[object, object]]
     table: Table | None = None
     latest_columns: Sequence[str] = ()
 
@@ -190,7 +191,7 @@ def timeframe_chain_asset(
         st, timeframes = context.resources.store.store, context.partition_keys
         selected = {key.to_user_string() for key in context.selected_asset_keys}
         chosen = [a for a in assets if a.name in selected]
-        stages = [Stage(a.name, a.stage(st), blocking=a.check.blocking) for a in chosen]
+        stages = [Stage(a.name, partial(a.stage, st), blocking=a.check.blocking) for a in chosen]
         reports = timeframe_chain(st, cfg, stages, timeframes)
         for a in chosen:
             report = reports[a.name]

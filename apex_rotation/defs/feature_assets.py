@@ -123,18 +123,15 @@ def build_feature_assets(cfg: AppConfig, audited_bars: dg.AssetsDefinition) -> d
         tables = [t for t in (FEATURES, TD_STATE) if t.name in selected]
         steps = {t.name: TABLE_STEPS[t.name](cfg, st) for t in tables}
         split = {name: step.split(pairs) for name, step in steps.items()}  # (stale pairs, report)
-        none: list[tuple[str, str]] = []
+        stale = {name: todo for name, (todo, _) in split.items()}
         found = compute_feature_tables(
-            cfg,
-            st,
-            features=split[FEATURES.name][0] if FEATURES.name in split else none,
-            td_states=split[TD_STATE.name][0] if TD_STATE.name in split else none,
+            cfg, st, features=stale.get(FEATURES.name, []), td_states=stale.get(TD_STATE.name, [])
         )
+        found_by_table = dict(zip((FEATURES.name, TD_STATE.name), found, strict=True))
         for table in tables:
-            stale, report = split[table.name]
-            by_pair = found[0] if table is FEATURES else found[1]
-            problems = {f"{s}|{tf}": p for (s, tf), p in by_pair.items()}
-            steps[table.name].record(stale, problems)
+            report = split[table.name][1]
+            problems = {f"{s}|{tf}": p for (s, tf), p in found_by_table[table.name].items()}
+            steps[table.name].record(stale[table.name], problems)
             report.say(context.log, table.name)
             yield dg.MaterializeResult(
                 asset_key=table.name,

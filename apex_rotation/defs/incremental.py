@@ -210,12 +210,15 @@ TIMEFRAME_STEPS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 }
 
 
-def timeframe_inputs(store: ParquetStore, asset: str, timeframe: str) -> list[Path]:
+def timeframe_inputs(
+    store: ParquetStore, asset: str, timeframe: str, data: list[Path] | None = None
+) -> list[Path]:
     """What a per-timeframe step reads for `timeframe`: every file of DATA_TABLES (any timeframe: scores
-    read the TD state of td.htf and td.ltf) and its signal tables' partition of that timeframe (each stage
-    reads only its own timeframe's signal tables, so the timeframes of one run never depend on each other)."""
+    read the TD state of td.htf and td.ltf; `data` when already listed) and its signal tables' partition of
+    that timeframe (each stage reads only its own timeframe's signal tables, so the timeframes of one run
+    never depend on each other)."""
     signal = [store.path(table, timeframe, BASKET_KEY) for table in TIMEFRAME_STEPS[asset][0]]
-    return [*table_files(store, DATA_TABLES), *signal]
+    return [*(table_files(store, DATA_TABLES) if data is None else data), *signal]
 
 
 def timeframe_outputs(store: ParquetStore, asset: str, timeframe: str) -> list[Path]:
@@ -258,10 +261,11 @@ def timeframe_step(
     processes (apex_rotation/parallel.py): `compute` may only write its own tables and return its result.
     One that does more (sends alerts, logs through Dagster's context) passes `parallel=False`."""
     fp = Fingerprints(store, asset, cfg)
+    data = table_files(store, DATA_TABLES)  # listed once for every timeframe
     report = StepReport()
     stale = []
     for tf in timeframes:
-        inputs = timeframe_inputs(store, asset, tf)
+        inputs = timeframe_inputs(store, asset, tf, data)
         if fp.unchanged(tf, BASKET_KEY, inputs, timeframe_outputs(store, asset, tf)) and (
             may_skip is None or may_skip(tf)
         ):
@@ -277,7 +281,9 @@ def timeframe_step(
             report.problems[tf] = found
             fp.forget(tf, BASKET_KEY)
         else:
-            fp.record(tf, BASKET_KEY, timeframe_inputs(store, asset, tf), timeframe_outputs(store, asset, tf))
+            fp.record(
+                tf, BASKET_KEY, timeframe_inputs(store, asset, tf, data), timeframe_outputs(store, asset, tf)
+            )
     return report
 
 
@@ -301,17 +307,18 @@ def timeframe_chain(
 
     Why one task per timeframe and not one step per stage: the 4h scores alone outlast the other
     timeframes' whole chains, so with a step per stage one core idled through most of every step. A stage
-    that a blocking stage before it stopped for a timeframe is not computed there, and its report says so as
-    a problem of that timeframe (so its own check fails and blocks what reads it). Fingerprints are checked
-    in the task, after the stages before it wrote (their output is its input), and recorded after every
-    task ended, on the files as they were left."""
+    that reads what a blocking stage failed (directly or through another) is not computed for that
+    timeframe, and its report says so as a problem there (so its own check fails and blocks what reads it).
+    Fingerprints are checked in the task, after the stages before it wrote (their output is its input), and
+    recorded after every task ended, on the files as they were left."""
     timeframes = list(timeframes)
     if not stages:
         return {}
     prints = {stage.asset: Fingerprints(store, stage.asset, cfg) for stage in stages}
+    data = table_files(store, DATA_TABLES)  # listed once: these stages never write them
 
     def unchanged(stage: Stage, tf: str) -> bool:
-        inputs = timeframe_inputs(store, stage.asset, tf)
+        inputs = timeframe_inputs(store, stage.asset, tf, data)
         return prints[stage.asset].unchanged(
             tf, BASKET_KEY, inputs, timeframe_outputs(store, stage.asset, tf)
         )
@@ -352,7 +359,7 @@ def timeframe_chain(
                 report.problems[tf] = found
                 fp.forget(tf, BASKET_KEY)
             else:
-                inputs = timeframe_inputs(store, stage.asset, tf)
+                inputs = timeframe_inputs(store, stage.asset, tf, data)
                 fp.record(tf, BASKET_KEY, inputs, timeframe_outputs(store, stage.asset, tf))
     return reports
 

@@ -30,12 +30,9 @@ def quality_problems(row: dict) -> list[str]:
 def build_research_assets(cfg: AppConfig) -> list[ChainedAsset]:
     """`scanner_quality`, computed in the `signal_tables` step (defs/build.py) after the scan it measures."""
 
-    def measure(store: ParquetStore):
-        def compute(tf: str):
-            row = quality.scanner_quality(cfg, store, tf).iloc[0].to_dict()
-            return row, quality_problems(row)
-
-        return compute
+    def measure(store: ParquetStore, tf: str):
+        row = quality.scanner_quality(cfg, store, tf).iloc[0].to_dict()
+        return row, quality_problems(row)
 
     scanner_quality = ChainedAsset(
         spec=chained_spec(

@@ -16,18 +16,15 @@ def build_score_assets(cfg: AppConfig, features: dg.AssetKey, td_state: dg.Asset
     """`scores`, computed in the `signal_tables` step (defs/build.py) after the confirmations it scores."""
     across_symbols = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name=TIMEFRAME_DIM)
 
-    def score(store: ParquetStore):
-        def compute(tf: str):
-            frame = score_timeframe(cfg, store, tf)
-            fired = frame[frame["fired"]]
-            counts = {
-                "signals": len(frame),
-                "fired": len(fired),
-                **{f"fired_{k}": int(v) for k, v in fired["archetype"].value_counts().items()},
-            }
-            return counts, score_problems(cfg, store, tf)
-
-        return compute
+    def score(store: ParquetStore, tf: str):
+        frame = score_timeframe(cfg, store, tf)
+        fired = frame[frame["fired"]]
+        counts = {
+            "signals": len(frame),
+            "fired": len(fired),
+            **{f"fired_{k}": int(v) for k, v in fired["archetype"].value_counts().items()},
+        }
+        return counts, score_problems(cfg, store, tf)
 
     scores = ChainedAsset(
         spec=chained_spec(

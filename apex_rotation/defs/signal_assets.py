@@ -30,23 +30,17 @@ def build_signal_assets(cfg: AppConfig, features: dg.AssetKey) -> list[ChainedAs
     """`rotation_candidates` and `confirmations`, computed in the `signal_tables` step (defs/build.py)."""
     across_symbols = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name=TIMEFRAME_DIM)
 
-    def scan(store: ParquetStore):
-        def compute(tf: str):
-            result = scan_timeframe(cfg, store, tf)
-            return result.summary(), result.gate_violations
+    def scan(store: ParquetStore, tf: str):
+        result = scan_timeframe(cfg, store, tf)
+        return result.summary(), result.gate_violations
 
-        return compute
-
-    def confirm(store: ParquetStore):
-        def compute(tf: str):
-            final = latest_status(confirm_history(cfg, store, tf))
-            counts = {
-                "candidates": len(final),
-                **({} if final.empty else final["status"].value_counts().to_dict()),
-            }
-            return counts, confirmation_problems(cfg, store, tf)
-
-        return compute
+    def confirm(store: ParquetStore, tf: str):
+        final = latest_status(confirm_history(cfg, store, tf))
+        counts = {
+            "candidates": len(final),
+            **({} if final.empty else final["status"].value_counts().to_dict()),
+        }
+        return counts, confirmation_problems(cfg, store, tf)
 
     rotation_candidates = ChainedAsset(
         spec=chained_spec(
